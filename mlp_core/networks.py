@@ -1,0 +1,293 @@
+"""The two networks: the notebook's, made right, and a modern MLP.
+
+Both hold their parameters in ``params`` (a dict name -> array: w1, b1, w2, ...), run on a
+whole batch at once, keep the activations of the last ``forward`` for ``backward``, and
+return gradients by name. Neither knows about optimizers: training state lives elsewhere.
+
+Shapes, with N the batch size:
+
+* ``NotebookNet`` keeps the notebook's matrix layout: the image is a 28x28 matrix X and
+  w1 (128, 28) multiplies it from the left, so every column of the image goes through
+  the same layer; w3 (28, 1) finally folds the 28 columns into one score per digit.
+* ``DenseMLP`` is batch-first: X (N, 784), w (n_in, n_out), z = X @ w + b.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .losses import LOSSES, loss_and_grad, output_layer
+
+INITS = ("notebook", "he", "xavier")
+
+
+def _init_weight(rng, shape, fan_in, fan_out, init, dtype):
+    if init == "notebook":
+        return (rng.random(shape) / 100).astype(dtype)  # np.random.rand(...)/100
+    if init == "he":
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    if init == "xavier":  # Glorot uniform, Keras' default for Dense layers
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, shape).astype(dtype)
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+def _init_bias(rng, shape, init, dtype):
+    # The notebook drew its biases like its weights; modern inits start biases at zero.
+    return (rng.random(shape) / 100).astype(dtype) if init == "notebook" else np.zeros(shape, dtype)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+class Network:
+    """What both models share. Subclasses define ``_forward`` and ``backward``."""
+
+    kind: str
+    params: dict[str, np.ndarray]
+
+    def __init__(self, loss: str, init: str, dtype):
+        _check_choice("loss", loss, LOSSES)
+        _check_choice("init", init, INITS)
+        self.loss = loss
+        self.init = init
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.cache: dict[str, np.ndarray] = {}
+
+    @property
+    def output(self) -> str:
+        """The output layer: 'relu' scores (the notebook under mse) or 'softmax'."""
+        return "softmax"
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.params)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def config(self) -> dict:
+        """The architecture as plain JSON-able values: ``build_model(config)`` rebuilds it."""
+        raise NotImplementedError
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: p.shape for name, p in self.params.items()}
+
+    def _as_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind not in "f":
+            raise ValueError(
+                f"inputs must be float images scaled to [0, 1] (use mlp_core.scale), got dtype {x.dtype}"
+            )
+        if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (28, 28)):
+            raise ValueError(f"inputs must have shape (N, 784) or (N, 28, 28), got {x.shape}")
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Run a batch through the network, keep the activations for ``backward``.
+
+        ``x`` holds N images as floats in [0, 1], shape (N, 784) or (N, 28, 28).
+        Returns the output layer (N, 10): relu scores or softmax probabilities.
+        """
+        logits, self.cache = self._forward(self._as_input(x))
+        return output_layer(logits, self.output)
+
+    def backward(self, d_logits: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradients of the loss w.r.t. every parameter, by name, given dL/dlogits (N, 10)
+        for the batch of the last ``forward``."""
+        raise NotImplementedError
+
+    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray):
+        """One forward and backward pass: ``(batch-mean loss, gradients by name)``."""
+        logits, self.cache = self._forward(self._as_input(x))
+        value, d_logits = loss_and_grad(logits, labels, self.loss, self.output)
+        return value, self.backward(d_logits)
+
+    def loss_value(self, x: np.ndarray, labels: np.ndarray) -> float:
+        logits, _ = self._forward(self._as_input(x))
+        return loss_and_grad(logits, labels, self.loss, self.output)[0]
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+        """Probabilities (N, 10), rows summing to 1. Leaves the training cache alone.
+
+        For the notebook's relu output the 10 scores are divided by their sum (each
+        digit's share of the total score); all-zero scores give 0.1 each.
+        """
+        x = self._as_input(x)
+        out = np.empty((len(x), 10), dtype=self.dtype)
+        for start in range(0, len(x), batch_size):
+            logits, _ = self._forward(x[start:start + batch_size])
+            out[start:start + batch_size] = output_layer(logits, self.output)
+        if self.output == "relu":
+            total = out.sum(axis=1, keepdims=True)
+            out = np.divide(out, total, out=np.full_like(out, 0.1), where=total > 0)
+        return out
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The predicted digit for each image, (N,) int64."""
+        return self.predict_proba(x).argmax(axis=1)
+
+    def copy(self) -> "Network":
+        """An independent model with the same architecture and a copy of the weights."""
+        clone = build_model(self.config())
+        clone.set_params(self.params)
+        return clone
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Copy values into this model's parameters (in place, so views stay valid)."""
+        if set(params) != set(self.params):
+            raise ValueError(f"expected parameters {sorted(self.params)}, got {sorted(params)}")
+        for name, value in params.items():
+            if np.shape(value) != self.params[name].shape:
+                raise ValueError(f"{name} must have shape {self.params[name].shape}, got {np.shape(value)}")
+        for name, value in params.items():
+            self.params[name][...] = value
+
+    def describe(self) -> str:
+        """A one-line summary, e.g. 'Dense MLP 784-128-64-10 (relu)'."""
+        raise NotImplementedError
+
+
+class NotebookNet(Network):
+    """The notebook's network, faithful: the image X (28x28) is treated as a matrix.
+
+    h1  = relu(w1 @ X + b1)    (128, 28)
+    h2  = relu(w2 @ h1 + b2)   (10, 28)
+    out = relu(h2 @ w3)        (10, 1) -> the 10 scores
+
+    With ``loss="mse"`` (the notebook) the scores are relu(h2 @ w3) and the loss is the
+    squared error against the one-hot target. With ``loss="cross_entropy"`` the output
+    relu is dropped and softmax(h2 @ w3) gives probabilities: a relu before a softmax
+    would stop every negative logit from ever learning.
+    """
+
+    kind = "notebook"
+
+    def __init__(self, loss: str = "mse", init: str = "notebook", seed: int = 0, dtype=np.float32):
+        super().__init__(loss, init, dtype)
+        rng = np.random.default_rng(seed)
+        dt = self.dtype
+        self.params = {
+            "w1": _init_weight(rng, (128, 28), 28, 128, init, dt),
+            "b1": _init_bias(rng, (128, 28), init, dt),
+            "w2": _init_weight(rng, (10, 128), 128, 10, init, dt),
+            "b2": _init_bias(rng, (10, 28), init, dt),
+            "w3": _init_weight(rng, (28, 1), 28, 1, init, dt),
+        }
+
+    @property
+    def output(self) -> str:
+        return "relu" if self.loss == "mse" else "softmax"
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "loss": self.loss, "init": self.init, "dtype": self.dtype.name}
+
+    def describe(self) -> str:
+        return "Notebook net 28x28 -> 128x28 -> 10x28 -> 10"
+
+    def _forward(self, x):
+        p = self.params
+        x = x.reshape(len(x), 28, 28)  # (N, 28, 28): rows x columns of each image
+        z1 = p["w1"] @ x + p["b1"]  # (128, 28) @ (N, 28, 28) -> (N, 128, 28)
+        h1 = np.maximum(z1, 0)  # (N, 128, 28)
+        z2 = p["w2"] @ h1 + p["b2"]  # (10, 128) @ (N, 128, 28) -> (N, 10, 28)
+        h2 = np.maximum(z2, 0)  # (N, 10, 28)
+        logits = (h2 @ p["w3"])[:, :, 0]  # (N, 10, 28) @ (28, 1) -> (N, 10)
+        return logits, {"x": x, "z1": z1, "h1": h1, "z2": z2, "h2": h2}
+
+    def backward(self, d_logits):
+        c, p = self.cache, self.params
+        h2, h1, x = c["h2"], c["h1"], c["x"]
+        # logits[n, i] = sum_k h2[n, i, k] w3[k]
+        dw3 = np.tensordot(h2, d_logits, axes=([0, 1], [0, 1]))[:, None]  # (28, 1)
+        dz2 = d_logits[:, :, None] * p["w3"][:, 0] * (c["z2"] > 0)  # (N, 10, 28)
+        db2 = dz2.sum(axis=0)  # (10, 28)
+        # z2[n] = w2 @ h1[n]: dw2 = sum_n dz2[n] @ h1[n].T, contracted over n and columns
+        dw2 = np.tensordot(dz2, h1, axes=([0, 2], [0, 2]))  # (10, 128)
+        dz1 = (p["w2"].T @ dz2) * (c["z1"] > 0)  # (128, 10) @ (N, 10, 28) -> (N, 128, 28)
+        db1 = dz1.sum(axis=0)  # (128, 28)
+        dw1 = np.tensordot(dz1, x, axes=([0, 2], [0, 2]))  # (128, 28)
+        return {"w1": dw1, "b1": db1, "w2": dw2, "b2": db2, "w3": dw3}
+
+
+class DenseMLP(Network):
+    """A modern multilayer perceptron: 784 -> hidden sizes -> 10 with a softmax output.
+
+    The default 784-128-64-10 has three weight layers, so w1, w2, w3 exist as in the
+    notebook (but batch-first: w1 is (784, 128)). Under ``loss="mse"`` the softmax
+    probabilities are compared with the one-hot target.
+    """
+
+    kind = "dense"
+
+    def __init__(self, hidden=(128, 64), activation: str = "relu", loss: str = "cross_entropy",
+                 init: str = "he", seed: int = 0, dtype=np.float32):
+        super().__init__(loss, init, dtype)
+        _check_choice("activation", activation, ACTIVATIONS)
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or any(h < 1 for h in hidden):
+            raise ValueError(f"hidden sizes must be one or more positive integers, got {hidden}")
+        self.hidden = hidden
+        self.activation = activation
+        self.sizes = (784, *hidden, 10)
+        rng = np.random.default_rng(seed)
+        self.params = {}
+        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+            self.params[f"w{i}"] = _init_weight(rng, (n_in, n_out), n_in, n_out, init, self.dtype)
+            self.params[f"b{i}"] = _init_bias(rng, (n_out,), init, self.dtype)
+        self.n_layers = len(self.sizes) - 1
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "hidden": list(self.hidden), "activation": self.activation,
+                "loss": self.loss, "init": self.init, "dtype": self.dtype.name}
+
+    def describe(self) -> str:
+        return f"Dense MLP {'-'.join(map(str, self.sizes))} ({self.activation})"
+
+    def _forward(self, x):
+        act = ACTIVATIONS[self.activation].forward
+        h = x.reshape(len(x), 784)  # (N, 784)
+        cache = {"h0": h}
+        for i in range(1, self.n_layers + 1):
+            z = h @ self.params[f"w{i}"] + self.params[f"b{i}"]  # (N, n_in) @ (n_in, n_out)
+            if i == self.n_layers:
+                return z, cache  # logits (N, 10): the output layer is applied by the caller
+            h = act(z)
+            cache[f"z{i}"], cache[f"h{i}"] = z, h
+
+    def backward(self, d_logits):
+        act_backward = ACTIVATIONS[self.activation].backward
+        c, grads = self.cache, {}
+        dz = d_logits  # (N, n_out) of the current layer
+        for i in range(self.n_layers, 0, -1):
+            h_prev = c[f"h{i - 1}"]  # (N, n_in)
+            grads[f"w{i}"] = h_prev.T @ dz  # (n_in, N) @ (N, n_out)
+            grads[f"b{i}"] = dz.sum(axis=0)  # (n_out,)
+            if i > 1:
+                dh = dz @ self.params[f"w{i}"].T  # (N, n_out) @ (n_out, n_in)
+                dz = act_backward(c[f"z{i - 1}"], h_prev, dh)
+        return {name: grads[name] for name in self.params}
+
+
+def build_model(config: dict, seed: int = 0) -> Network:
+    """Rebuild a network from ``Network.config()`` (fresh weights drawn with ``seed``)."""
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind == "notebook":
+        allowed = {"loss", "init", "dtype"}
+        cls = NotebookNet
+    elif kind == "dense":
+        allowed = {"hidden", "activation", "loss", "init", "dtype"}
+        cls = DenseMLP
+    else:
+        raise ValueError(f"model kind must be 'notebook' or 'dense', got {kind!r}")
+    unknown = set(config) - allowed
+    if unknown:
+        raise ValueError(f"unknown settings for a {kind} model: {sorted(unknown)}")
+    return cls(seed=seed, **config)

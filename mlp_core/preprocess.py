@@ -1,0 +1,170 @@
+"""Turn a drawing or a photo of a digit into the 28x28 image the network expects.
+
+MNIST was built from binary NIST digits in two steps (LeCun et al.):
+
+1. each digit was size-normalised to fit a 20x20 box *preserving its aspect ratio*,
+   with anti-aliasing, which is where MNIST's grey edge pixels come from;
+2. the 20x20 result was placed in a 28x28 field so that its centre of mass sits
+   at the centre of the field.
+
+``preprocess_digit`` repeats those steps, after first finding the ink: it reads any
+grayscale / RGB / RGBA array, works out which value is background and which is ink,
+and makes the ink white (1.0) on black (0.0) like MNIST.
+
+Centring convention, checked on the real data (``sum(i * p) / sum(p)`` with 0-based
+row/column indices): MNIST's centres of mass average (14.0, 14.0) and are spread
+uniformly over [13.5, 14.5] on each axis (std 0.29), i.e. MNIST shifted by a
+*whole* number of pixels. We do the same: the shift that brings the centre of mass
+to (14, 14) is rounded to whole pixels, which keeps strokes as sharp as MNIST's
+(a sub-pixel shift would blur every symmetric digit by half a pixel, because a
+20-px box has its centre at 9.5). The shift is clipped so the digit never leaves
+the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SIDE = 28  # MNIST image side
+BOX = 20  # MNIST digits are scaled so their longest side is 20 px
+CENTRE = 14.0  # MNIST centre of mass, 0-based pixel indices
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
+
+
+def preprocess_digit(image, *, ink_threshold: float = 0.1) -> np.ndarray | None:
+    """Turn any drawing or photo of a digit into the 28x28 float32 image (values in
+    [0, 1], white ink on black, like MNIST) the network expects, the way MNIST itself
+    was made. Returns None when the image holds no ink.
+
+    ``image``: (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA array (or anything
+    ``np.asarray`` turns into one, e.g. a Pillow image), integer 0-255 or float 0-1,
+    any size. Either polarity works: the background is the value that dominates the
+    image border. ``ink_threshold`` (fraction of full scale): a pixel is ink when it
+    differs from the background by more than this; fainter pixels count as noise.
+    """
+    gray = _to_gray(image)  # (H, W) float64 in [0, 1]
+    ink = _ink_on_black(gray, ink_threshold)  # (H, W), ink > 0, background 0
+    if ink is None:
+        return None
+    digit = _crop_to_ink(ink, ink_threshold)  # (h, w), tight around the ink
+    h, w = digit.shape
+    scale = BOX / max(h, w)  # longest side -> 20 px, aspect ratio kept
+    out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
+    digit = _resize_area(digit, out_h, out_w)  # (out_h, out_w), max(out_h, out_w) == 20
+    top, left = _center_of_mass_shift(digit)
+    out = np.zeros((SIDE, SIDE))
+    out[top : top + out_h, left : left + out_w] = digit  # (28, 28)
+    out /= out.max()  # strongest ink -> 1.0, as MNIST's 255
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _to_gray(image) -> np.ndarray:
+    """Validate ``image`` and return its luminance, (H, W) float64 in [0, 1].
+
+    Integers are read as 0-255 (uint16 as 0-65535); floats as 0-1 (or as 0-255 if
+    any value exceeds 1). RGBA is composited over a background that contrasts with
+    the strokes: a canvas with a transparent background stores its strokes in the
+    opaque pixels, so white strokes go over black and dark strokes over white.
+    With alpha 255 everywhere (an opaque canvas) alpha changes nothing.
+    """
+    expected = "a 2-D grayscale (H, W), RGB (H, W, 3) or RGBA (H, W, 4) image array"
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"expected {expected} of numbers (uint8 0-255 or float 0-1); "
+                         f"received dtype {arr.dtype} with shape {arr.shape}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"expected {expected}; received an array of shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"expected {expected} with at least one pixel; "
+                         f"received an empty array of shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer):
+        x = arr / (65535.0 if arr.dtype == np.uint16 else 255.0)
+    else:
+        x = arr.astype(np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError(f"expected finite pixel values; received NaN or inf in {expected}")
+        if x.max() > 1.0:
+            x = x / 255.0
+    x = np.clip(x, 0.0, 1.0)
+    if x.ndim == 2:
+        return x
+    luma = x[..., :3] @ _LUMA  # (H, W)
+    if x.shape[2] == 3:
+        return luma
+    alpha = x[..., 3]  # (H, W)
+    stroke = (luma * alpha).sum() / alpha.sum() if alpha.sum() > 0 else 1.0
+    background = 0.0 if stroke >= 0.5 else 1.0  # contrast with the strokes' colour
+    return alpha * luma + (1.0 - alpha) * background  # "over" compositing
+
+
+def _ink_on_black(gray: np.ndarray, threshold: float) -> np.ndarray | None:
+    """(H, W) luminance -> (H, W) ink map: background 0, ink > 0 (white on black).
+
+    The background level is the median of the border pixels (the value that dominates
+    the edge of the picture; it need not be pure black or white). The ink is whatever
+    departs from it by more than ``threshold``; its polarity (light on dark or dark on
+    light) is the side with more such departure. Returns None when there is no ink.
+    """
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    dev = gray - np.median(border)  # (H, W), signed distance from background
+    brighter = dev[dev > threshold].sum()
+    darker = -dev[dev < -threshold].sum()
+    if brighter == 0 and darker == 0:
+        return None  # blank, uniform or only faint noise
+    ink = dev if brighter >= darker else -dev
+    return np.where(ink > threshold, ink, 0.0)  # faint departures are noise, not ink
+
+
+def _crop_to_ink(ink: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W) -> (h, w): the bounding box of the pixels whose ink exceeds ``threshold``."""
+    rows = np.flatnonzero((ink > threshold).any(axis=1))
+    cols = np.flatnonzero((ink > threshold).any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights mapping a line of ``n_in`` pixels onto ``n_out`` pixels.
+
+    Shrinking (the usual case) is area averaging, the anti-aliasing MNIST used: output
+    pixel i covers the input interval [i * f, (i + 1) * f) with f = n_in / n_out and
+    averages the input pixels by how much of each it covers (fractional coverage at the
+    ends). Enlarging a tiny drawing uses linear interpolation between pixel centres,
+    since area averaging would just repeat pixels and leave the digit blocky.
+    """
+    f = n_in / n_out
+    if n_out <= n_in:
+        lo = np.arange(n_out)[:, None] * f  # (n_out, 1) start of each output interval
+        j = np.arange(n_in)[None, :]  # (1, n_in) input pixel j spans [j, j + 1)
+        overlap = np.minimum(lo + f, j + 1) - np.maximum(lo, j)  # (n_out, n_in)
+        return np.clip(overlap, 0.0, None) / f
+    if n_in == 1:
+        return np.ones((n_out, 1))  # a single pixel can only be repeated
+    centre = np.clip((np.arange(n_out) + 0.5) * f - 0.5, 0, n_in - 1)  # (n_out,) in input px
+    left = np.minimum(np.floor(centre).astype(int), n_in - 2)  # left neighbour
+    frac = centre - left  # (n_out,) weight of the right neighbour
+    weights = np.zeros((n_out, n_in))
+    weights[np.arange(n_out), left] = 1.0 - frac
+    weights[np.arange(n_out), left + 1] = frac
+    return weights
+
+
+def _resize_area(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """(h, w) -> (out_h, out_w) with separable resampling: ``A @ img @ B.T``."""
+    a = _resample_matrix(img.shape[0], out_h)  # (out_h, h)
+    b = _resample_matrix(img.shape[1], out_w)  # (out_w, w)
+    return a @ img @ b.T
+
+
+def _center_of_mass_shift(digit: np.ndarray) -> tuple[int, int]:
+    """Top-left corner at which to paste ``digit`` (h, w) into the 28x28 field so that
+    its centre of mass lands on (14, 14), rounded to whole pixels as in MNIST and
+    clipped so that the whole digit stays inside the field."""
+    h, w = digit.shape
+    mass = digit.sum()
+    cy = (digit.sum(axis=1) @ np.arange(h)) / mass  # centre of mass, row
+    cx = (digit.sum(axis=0) @ np.arange(w)) / mass  # centre of mass, column
+    top = int(np.clip(np.floor(CENTRE - cy + 0.5), 0, SIDE - h))
+    left = int(np.clip(np.floor(CENTRE - cx + 0.5), 0, SIDE - w))
+    return top, left

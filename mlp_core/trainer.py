@@ -1,0 +1,294 @@
+"""Training, one step at a time, in a loop (the notebook's recursion hit Python's limit).
+
+A ``Trainer`` owns a model, its optimizer, the order of the batches and the history.
+``run`` advances by any number of steps or seconds and can be called again to continue
+with the same weights (the notebook's "run the cell again"). It is safe to ``run`` in a
+background thread while another thread calls ``snapshot``, ``set_lr`` or ``stop``: every
+step happens under a lock, so a snapshot never sees half an update.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .data import iterate_minibatches, scale
+from .networks import Network
+from .optimizers import OPTIMIZERS, make_optimizer
+
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. The defaults are the notebook's: plain SGD, lr 0.001, one image a step."""
+
+    optimizer: str = "sgd"  # "sgd", "momentum" or "adam"
+    lr: float = 0.001  # learning rate: the size of each step downhill
+    batch_size: int = 1  # images averaged per step; 1 is the notebook's
+    momentum: float = 0.9  # velocity decay for "momentum" (ignored otherwise)
+    weight_decay: float = 0.0  # L2 penalty on weight matrices; 0 = none
+    schedule: str = "constant"  # "cosine" decays lr to 0 over each run's steps or time budget
+    eval_every: int = 1000  # steps between validation-accuracy checks (needs validation data)
+    checkpoint_every: int = 100  # steps between copies of known-good weights (for divergence)
+    max_history: int = 20_000  # loss points kept; beyond that neighbours are averaged
+    seed: int = 0  # the order of the batches
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("batch_size", "checkpoint_every", "max_history"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_history < 2:
+            raise ValueError(f"max_history must be >= 2, got {self.max_history}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class History:
+    """Loss per step and validation accuracy, bounded in memory.
+
+    Every loss is recorded until ``max_points`` are held; then neighbouring points are
+    averaged in pairs and from then on each point is the mean of twice as many steps.
+    A 1,000,000-step run therefore costs no more memory than a 20,000-step one.
+    """
+
+    def __init__(self, max_points: int = 20_000):
+        self.max_points = max_points - max_points % 2
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.val_steps: list[int] = []
+        self.val_accuracy: list[float] = []
+        self.stride = 1  # steps averaged into one point
+        self._sum, self._count = 0.0, 0
+
+    def add_loss(self, step: int, loss: float) -> None:
+        self._sum += loss
+        self._count += 1
+        if self._count >= self.stride:
+            self.steps.append(step)
+            self.losses.append(self._sum / self._count)
+            self._sum, self._count = 0.0, 0
+            if len(self.steps) >= self.max_points:
+                self.steps = self.steps[1::2]
+                self.losses = [(a + b) / 2 for a, b in zip(self.losses[::2], self.losses[1::2])]
+                self.stride *= 2
+
+    def add_validation(self, step: int, accuracy: float) -> None:
+        self.val_steps.append(step)
+        self.val_accuracy.append(accuracy)
+
+    def truncate(self, step: int) -> None:
+        """Forget everything recorded after ``step`` (used when weights are rolled back)."""
+        keep = sum(1 for s in self.steps if s <= step)
+        del self.steps[keep:], self.losses[keep:]
+        keep = sum(1 for s in self.val_steps if s <= step)
+        del self.val_steps[keep:], self.val_accuracy[keep:]
+        self._sum, self._count = 0.0, 0
+
+    def copy(self) -> "History":
+        clone = History.__new__(History)
+        clone.__dict__.update({k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()})
+        return clone
+
+
+@dataclass
+class Snapshot:
+    """A consistent copy of a trainer's state at one moment, safe to read in any thread."""
+
+    step: int
+    epochs: float
+    status: str  # "idle", "running", "finished", "stopped", "time_up" or "diverged"
+    reason: str  # why the last run ended, in words for the user
+    lr: float
+    last_loss: float | None
+    history: History
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    train_seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    steps: int  # steps taken by this run
+    seconds: float  # wall time of this run, evaluation included
+    train_seconds: float  # wall time spent on training steps only
+    status: str
+    reason: str
+
+
+class Trainer:
+    """Trains ``model`` on ``(x_train, y_train)``.
+
+    Parameters
+    ----------
+    model : NotebookNet or DenseMLP
+    x_train : array of shape (N, 28, 28) or (N, 784); uint8 0-255 (scaled once here) or float in [0, 1]
+    y_train : int array of shape (N,), digits 0-9
+    config : TrainConfig
+    x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
+    """
+
+    def __init__(self, model: Network, x_train, y_train, config: TrainConfig = TrainConfig(),
+                 x_val=None, y_val=None):
+        self.model = model
+        self.config = config
+        self.x_train = _as_float_images(x_train)
+        self.y_train = np.asarray(y_train)
+        if len(self.x_train) != len(self.y_train):
+            raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(self.y_train)} labels")
+        self.x_val = None if x_val is None else _as_float_images(x_val)
+        self.y_val = None if y_val is None else np.asarray(y_val)
+        extra = {"beta": config.momentum} if config.optimizer == "momentum" else {}
+        self.optimizer = make_optimizer(config.optimizer, config.lr, config.weight_decay, **extra)
+        self.base_lr = float(config.lr)
+        self._batches = iterate_minibatches(len(self.x_train), config.batch_size, config.seed)
+        self.step = 0
+        self.samples_seen = 0
+        self.train_seconds = 0.0
+        self.last_loss: float | None = None
+        self.history = History(config.max_history)
+        self.status = "idle"
+        self.reason = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._checkpoint = (0, {k: v.copy() for k, v in model.params.items()})
+
+    # -- called from any thread -------------------------------------------------------
+    @property
+    def epochs(self) -> float:
+        return self.samples_seen / len(self.x_train)
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate; the next step uses it (also during a run)."""
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be a positive number, got {lr}")
+        with self._lock:
+            self.base_lr = float(lr)
+
+    def stop(self) -> None:
+        """Ask a running ``run`` to end after its current step."""
+        self._stop.set()
+
+    def snapshot(self, include_params: bool = True) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                step=self.step, epochs=self.epochs, status=self.status, reason=self.reason,
+                lr=self.base_lr, last_loss=self.last_loss, history=self.history.copy(),
+                params={k: v.copy() for k, v in self.model.params.items()} if include_params else {},
+                train_seconds=self.train_seconds,
+            )
+
+    def model_copy(self) -> Network:
+        """An independent copy of the model as it is now (for predicting during a run)."""
+        with self._lock:
+            return self.model.copy()
+
+    # -- the training loop --------------------------------------------------------------
+    def run(self, steps: int | None = None, time_budget: float | None = None,
+            on_progress: Callable[["Trainer", float], None] | None = None,
+            progress_interval: float = 0.25) -> RunResult:
+        """Train for ``steps`` steps or ``time_budget`` seconds, whichever ends first.
+
+        ``on_progress(trainer, fraction_done)`` is called about every ``progress_interval``
+        seconds from this thread. Returns how the run ended; the weights stay in the model.
+        """
+        if steps is None and time_budget is None:
+            raise ValueError("give steps, time_budget or both")
+        if steps is not None and steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        if time_budget is not None and not time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
+        cfg, model, optimizer = self.config, self.model, self.optimizer
+        cosine = cfg.schedule == "cosine"
+        self._stop.clear()
+        with self._lock:
+            self.status, self.reason = "running", ""
+        start = last_report = time.perf_counter()
+        eval_seconds, done, status, reason = 0.0, 0, "finished", f"trained {steps} steps"
+        while True:
+            now = time.perf_counter()
+            elapsed = now - start
+            fraction = max(done / steps if steps else 0.0,
+                           elapsed / time_budget if time_budget else 0.0)
+            if steps is not None and done >= steps:
+                break
+            if time_budget is not None and elapsed >= time_budget:
+                status, reason = "time_up", f"used the time budget of {time_budget:g} s"
+                break
+            if self._stop.is_set():
+                status, reason = "stopped", "stopped by request"
+                break
+            if on_progress is not None and now - last_report >= progress_interval:
+                on_progress(self, fraction)
+                last_report = now
+            idx = next(self._batches)
+            xb, yb = self.x_train[idx], self.y_train[idx]
+            with self._lock:
+                lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
+                optimizer.lr = self.base_lr * lr_factor
+                loss, grads = model.loss_and_grads(xb, yb)  # loss of the current weights
+                if not math.isfinite(loss):
+                    status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
+                    break
+                if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
+                    self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
+                optimizer.step(model.params, grads)
+                self.step += 1
+                self.samples_seen += len(idx)
+                self.last_loss = loss
+                self.history.add_loss(self.step, loss)
+                done += 1
+            if self.y_val is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                t0 = time.perf_counter()
+                self._record_validation()
+                eval_seconds += time.perf_counter() - t0
+        seconds = time.perf_counter() - start
+        with self._lock:
+            # The last update may have produced inf/NaN weights that no loss has seen yet.
+            if status != "diverged" and not all(np.isfinite(p).all() for p in model.params.values()):
+                status, reason = "diverged", self._roll_back(f"the weights became non-finite at step {self.step}")
+            self.train_seconds += seconds - eval_seconds
+            self.status, self.reason = status, reason
+        if on_progress is not None:
+            on_progress(self, 1.0)
+        return RunResult(done, seconds, seconds - eval_seconds, status, reason)
+
+    def _roll_back(self, what: str) -> str:
+        """Restore the last known-good weights (lock held); return the message for the user."""
+        step, params = self._checkpoint
+        self.model.set_params(params)
+        self.optimizer.reset()  # its moments may hold inf/NaN too
+        self.history.truncate(step)
+        self.step = step
+        self.last_loss = self.history.losses[-1] if self.history.losses else None
+        return (f"Training diverged: {what}, so the learning rate ({self.base_lr:g}) is probably "
+                f"too high. The weights were restored to step {step}, the last ones known to be "
+                "finite. Try a learning rate 3-10x smaller.")
+
+    def _record_validation(self) -> None:
+        accuracy = float(np.mean(self.model.predict(self.x_val) == self.y_val))
+        with self._lock:
+            self.history.add_validation(self.step, accuracy)
+
+    def evaluate(self, x, y) -> float:
+        """Accuracy of the current weights on (x, y)."""
+        x = _as_float_images(x)
+        with self._lock:
+            return float(np.mean(self.model.predict(x) == np.asarray(y)))
+
+
+def _as_float_images(x) -> np.ndarray:
+    """Float images pass through untouched (no copy); uint8 0-255 is scaled to [0, 1]."""
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else scale(x)
