@@ -1,0 +1,22 @@
+"""Shared fixtures: the bundled MNIST, loaded once per test session."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # so plain `pytest` finds mlp_core without installing it
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from mlp_core import load_mnist
+
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    for array in (x_train, y_train, x_test, y_test):
+        array.flags.writeable = False  # a test that writes into the shared data is a bug
+    return (x_train, y_train), (x_test, y_test)
