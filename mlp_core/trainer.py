@@ -216,43 +216,45 @@ class Trainer:
             self.status, self.reason = "running", ""
         start = last_report = time.perf_counter()
         eval_seconds, done, status, reason = 0.0, 0, "finished", f"trained {steps} steps"
-        while True:
-            now = time.perf_counter()
-            elapsed = now - start
-            fraction = max(done / steps if steps else 0.0,
-                           elapsed / time_budget if time_budget else 0.0)
-            if steps is not None and done >= steps:
-                break
-            if time_budget is not None and elapsed >= time_budget:
-                status, reason = "time_up", f"used the time budget of {time_budget:g} s"
-                break
-            if self._stop.is_set():
-                status, reason = "stopped", "stopped by request"
-                break
-            if on_progress is not None and now - last_report >= progress_interval:
-                on_progress(self, fraction)
-                last_report = now
-            idx = next(self._batches)
-            xb, yb = self.x_train[idx], self.y_train[idx]
-            with self._lock:
-                lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
-                optimizer.lr = self.base_lr * lr_factor
-                loss, grads = model.loss_and_grads(xb, yb)  # loss of the current weights
-                if not math.isfinite(loss):
-                    status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
+        # Overflow on the way to divergence is expected and handled below: keep logs quiet.
+        with np.errstate(over="ignore", invalid="ignore"):
+            while True:
+                now = time.perf_counter()
+                elapsed = now - start
+                fraction = max(done / steps if steps else 0.0,
+                               elapsed / time_budget if time_budget else 0.0)
+                if steps is not None and done >= steps:
                     break
-                if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
-                    self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
-                optimizer.step(model.params, grads)
-                self.step += 1
-                self.samples_seen += len(idx)
-                self.last_loss = loss
-                self.history.add_loss(self.step, loss)
-                done += 1
-            if self.y_val is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
-                t0 = time.perf_counter()
-                self._record_validation()
-                eval_seconds += time.perf_counter() - t0
+                if time_budget is not None and elapsed >= time_budget:
+                    status, reason = "time_up", f"used the time budget of {time_budget:g} s"
+                    break
+                if self._stop.is_set():
+                    status, reason = "stopped", "stopped by request"
+                    break
+                if on_progress is not None and now - last_report >= progress_interval:
+                    on_progress(self, fraction)
+                    last_report = now
+                idx = next(self._batches)
+                xb, yb = self.x_train[idx], self.y_train[idx]
+                with self._lock:
+                    lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
+                    optimizer.lr = self.base_lr * lr_factor
+                    loss, grads = model.loss_and_grads(xb, yb)  # loss of the current weights
+                    if not math.isfinite(loss):
+                        status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
+                        break
+                    if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
+                        self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
+                    optimizer.step(model.params, grads)
+                    self.step += 1
+                    self.samples_seen += len(idx)
+                    self.last_loss = loss
+                    self.history.add_loss(self.step, loss)
+                    done += 1
+                if self.y_val is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                    t0 = time.perf_counter()
+                    self._record_validation()
+                    eval_seconds += time.perf_counter() - t0
         seconds = time.perf_counter() - start
         with self._lock:
             # The last update may have produced inf/NaN weights that no loss has seen yet.

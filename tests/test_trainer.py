@@ -1,0 +1,173 @@
+"""The Trainer: iterative, resumable, deterministic, bounded, safe against divergence and
+safe to run in a background thread while another thread reads it."""
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mlp_core import DenseMLP, History, NotebookNet, TrainConfig, Trainer, scale
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    return scale(x_train[:2000]), y_train[:2000], scale(x_test[:500]), y_test[:500]
+
+
+def dense_trainer(small, seed=0, **config):
+    x, y, xv, yv = small
+    settings = dict(optimizer="adam", lr=1e-3, batch_size=32, seed=seed, eval_every=50)
+    settings.update(config)
+    return Trainer(DenseMLP(hidden=(32, 16), seed=seed), x, y, TrainConfig(**settings), xv, yv)
+
+
+def params_of(trainer):
+    return {k: v.copy() for k, v in trainer.model.params.items()}
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_same_seed_same_weights_and_losses(small):
+    a, b = dense_trainer(small, seed=3), dense_trainer(small, seed=3)
+    a.run(steps=60)
+    b.run(steps=60)
+    assert_same_params(params_of(a), params_of(b))  # bit-for-bit: the run is deterministic
+    assert a.history.losses == b.history.losses
+    c = dense_trainer(small, seed=4)
+    c.run(steps=60)
+    assert not np.array_equal(c.model.params["w1"], a.model.params["w1"])
+
+
+def test_running_again_continues_like_one_long_run(small):
+    # The notebook's "run the cell again": two runs of 40 steps are one run of 80.
+    split, whole = dense_trainer(small), dense_trainer(small)
+    split.run(steps=40)
+    split.run(steps=40)
+    whole.run(steps=80)
+    assert split.step == whole.step == 80
+    assert_same_params(params_of(split), params_of(whole))
+    assert split.history.steps == list(range(1, 81))  # the curve continues, not restarts
+
+
+def test_training_lowers_the_loss_and_records_validation(small):
+    trainer = dense_trainer(small)
+    result = trainer.run(steps=200)
+    losses = trainer.history.losses
+    assert result.status == "finished" and result.steps == 200
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    assert trainer.history.val_steps == [50, 100, 150, 200]
+    assert trainer.history.val_accuracy[-1] > 0.7  # 200 Adam steps on 2,000 images
+    assert trainer.epochs == pytest.approx(200 * 32 / 2000)
+
+
+def test_notebook_batch_size_one_runs_20000_steps_without_recursion(small):
+    x, y, _, _ = small
+    trainer = Trainer(NotebookNet(), x, y)  # the notebook's defaults: SGD, lr 0.001, batch 1
+    assert trainer.config.batch_size == 1 and trainer.optimizer.lr == pytest.approx(0.001)
+    result = trainer.run(steps=20000)  # the recursive original overflowed Python's stack here
+    assert result.steps == 20000 and trainer.samples_seen == 20000
+
+
+def test_time_budget_ends_the_run(small):
+    trainer = dense_trainer(small)
+    result = trainer.run(time_budget=0.5)
+    assert result.status == "time_up"
+    assert 0.5 <= result.seconds < 5
+    assert result.steps > 0 and trainer.step == result.steps
+
+
+def test_cosine_schedule_decays_to_zero_and_set_lr_applies(small):
+    trainer = dense_trainer(small, schedule="cosine", lr=0.01)
+    seen = []
+    trainer.run(steps=100, on_progress=lambda t, f: seen.append(t.optimizer.lr), progress_interval=0)
+    assert seen[0] == pytest.approx(0.01)  # full rate at the start
+    assert trainer.optimizer.lr < 0.01 * 0.001  # ~0 at the end of the run
+    assert all(a >= b for a, b in zip(seen, seen[1:]))  # never increases
+    trainer.set_lr(0.002)
+    constant = dense_trainer(small, lr=0.01)
+    constant.set_lr(0.002)
+    constant.run(steps=1)
+    assert constant.optimizer.lr == 0.002  # the next step uses the new rate
+    with pytest.raises(ValueError):
+        trainer.set_lr(float("nan"))
+
+
+def test_divergence_stops_with_reason_and_restores_finite_weights(small):
+    trainer = dense_trainer(small, optimizer="sgd", lr=1e6, checkpoint_every=10)
+    before = params_of(trainer)
+    result = trainer.run(steps=500)
+    assert result.status == "diverged"
+    assert "learning rate" in result.reason and "restored" in result.reason
+    snapshot = trainer.snapshot()
+    assert all(np.isfinite(p).all() for p in snapshot.params.values())
+    assert all(math.isfinite(v) for v in snapshot.history.losses)  # no NaN reaches a chart
+    assert trainer.step < 500
+    if trainer.step == 0:  # it blew up within the first checkpoint: the initial weights
+        assert_same_params(snapshot.params, before)
+    # Training can go on from the restored weights with a sane learning rate.
+    trainer.set_lr(1e-3)
+    assert trainer.run(steps=20).status == "finished"
+
+
+def test_stop_from_another_thread(small):
+    trainer = dense_trainer(small)
+    thread = threading.Thread(target=trainer.run, kwargs={"steps": 10**9}, daemon=True)
+    thread.start()
+    while trainer.step < 5:
+        time.sleep(0.01)
+    trainer.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert trainer.snapshot().status == "stopped"
+
+
+def test_snapshots_during_a_background_run_are_consistent(small):
+    """Each snapshot taken while another thread trains must be exactly the weights after
+    `snapshot.step` steps: replaying a fresh trainer for that many steps gives them bit for bit."""
+    trainer = dense_trainer(small, seed=7)
+    thread = threading.Thread(target=trainer.run, kwargs={"steps": 400}, daemon=True)
+    thread.start()
+    snapshots = []
+    while thread.is_alive():
+        snap = trainer.snapshot()
+        snapshots.append(snap)
+        assert len(snap.history.steps) == snap.step  # history and weights agree
+        time.sleep(0.01)
+    thread.join()
+    mid_run = [s for s in snapshots if 0 < s.step < 400]
+    assert len(mid_run) >= 2, "the run ended before snapshots could be taken mid-run"
+    for snap in (mid_run[0], mid_run[len(mid_run) // 2]):
+        replay = dense_trainer(small, seed=7)
+        replay.run(steps=snap.step)
+        assert_same_params(snap.params, params_of(replay))
+
+
+def test_history_is_bounded_and_keeps_the_mean():
+    history = History(max_points=10)
+    for step in range(1, 1001):
+        history.add_loss(step, float(step))
+    assert len(history.losses) < 10
+    assert history.stride > 1
+    assert history.steps == sorted(history.steps) and history.steps[-1] <= 1000
+    # Averaging pairs keeps the mean of the points covered.
+    covered = history.steps[-1]
+    assert np.mean(history.losses) == pytest.approx((covered + 1) / 2, rel=0.05)
+
+
+def test_bad_settings_are_refused_clearly(small):
+    x, y, _, _ = small
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="images but"):
+        Trainer(DenseMLP(), x, y[:10])
+    with pytest.raises(ValueError, match="give steps"):
+        Trainer(DenseMLP(), x, y).run()
