@@ -1,0 +1,35 @@
+"""MLP Lab's dashboard: `streamlit run dashboard.py`.
+
+The entrypoint only sets up the frame: page config, the navigation, the sidebar status
+and the toasts about runs that ended. Each page lives in pages/ and calls into mlp_lab.
+"""
+
+import os
+
+# One BLAS thread per training run: many sessions train at once on a few cores, and
+# OpenBLAS's own threads fighting over them made training several times slower here.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import streamlit as st  # noqa: E402
+
+from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices  # noqa: E402
+
+st.set_page_config(page_title="MLP Lab", page_icon="🧠", layout="wide")
+
+PAGES = [
+    st.Page("pages/model.py", title="Model", icon="🧠", default=True),
+    st.Page("pages/train.py", title="Train", icon="📉"),
+    st.Page("pages/weights.py", title="Weights", icon="🎨"),
+    st.Page("pages/testing.py", title="Test", icon="✏️"),
+]
+
+page = st.navigation(PAGES)
+try:
+    lab = get_lab()
+    show_notices(lab)
+    render_sidebar(lab)
+    page.run()
+except Exception as exc:  # noqa: BLE001 - no traceback ever reaches a student
+    if os.environ.get("MLP_LAB_DEBUG"):
+        raise
+    friendly_error(exc)

@@ -1,0 +1,323 @@
+"""Every chart of the dashboard, as pure functions: NumPy arrays in, a Plotly figure out.
+
+No Streamlit here and no state: tests call these without a browser, and the pages only
+pass in what they read from the lab. Two habits keep the live charts light:
+
+* long series are thinned to at most ``MAX_CURVE_POINTS`` points (the smoothed curve is
+  computed on all of them first);
+* big weight matrices (more than ``QUANTIZE_ABOVE`` values) are sent as int8 colour levels,
+  -127..127 of the colour bar's range, instead of float32: 4x less data to the browser
+  each refresh (a 784x256 layer is ~0.2 MB instead of ~0.8 MB), with no visible change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+MAX_CURVE_POINTS = 1500
+QUANTIZE_ABOVE = 20_000
+DIVERGING = "RdBu_r"  # blue = negative, white = 0, red = positive
+RIGHT, WRONG = "#1a7f37", "#cf222e"  # green and red marks on the test images
+RAW_COLOUR, SMOOTH_COLOUR, ACC_COLOUR = "rgba(99, 110, 250, 0.35)", "#3b46d1", "#1a7f37"
+
+
+# --- training curves -----------------------------------------------------------------------
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average: point i is the mean of the last ``window`` values up to i
+    (fewer at the start). Same length as ``values``."""
+    values = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(values) == 0:
+        return values.copy()
+    csum = np.concatenate([[0.0], np.cumsum(values)])  # (n + 1,)
+    ends = np.arange(1, len(values) + 1)  # (n,) end (exclusive) of each window
+    starts = np.maximum(0, ends - window)
+    return (csum[ends] - csum[starts]) / (ends - starts)
+
+
+def thin(n: int, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spread points out of ``n``, last included."""
+    if n <= max_points:
+        return np.arange(n)
+    idx = np.linspace(0, n - 1, max_points).round().astype(np.int64)
+    return np.unique(idx)
+
+
+def loss_figure(steps, losses, *, log_y: bool = False, x_max: int | None = None,
+                height: int = 340) -> go.Figure:
+    """The loss per step: raw (thin, pale: every batch is different, so it jitters) and
+    smoothed (bold: the trend). ``x_max`` fixes the x axis, e.g. to where the run will end,
+    so the curve grows into the chart instead of the chart rescaling every second."""
+    steps = np.asarray(steps, dtype=np.float64)
+    losses = np.asarray(losses, dtype=np.float64)
+    fig = go.Figure()
+    if len(steps):
+        window = int(min(500, max(1, len(losses) // 25)))
+        trend = smooth(losses, window)
+        keep = thin(len(steps))
+        raw_y, trend_y = losses[keep], trend[keep]
+        if log_y:  # log axis: zero or negative losses cannot be drawn
+            raw_y = np.where(raw_y > 0, raw_y, np.nan)
+            trend_y = np.where(trend_y > 0, trend_y, np.nan)
+        fig.add_trace(go.Scatter(x=steps[keep], y=raw_y.astype(np.float32), mode="lines",
+                                 name="loss of each step", line=dict(color=RAW_COLOUR, width=1),
+                                 hovertemplate="step %{x}<br>loss %{y:.4f}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=steps[keep], y=trend_y.astype(np.float32), mode="lines",
+                                 name=f"smoothed (mean of {window} steps)",
+                                 line=dict(color=SMOOTH_COLOUR, width=2.5),
+                                 hovertemplate="step %{x}<br>smoothed %{y:.4f}<extra></extra>"))
+    last = float(steps[-1]) if len(steps) else 0.0
+    right = max(float(x_max or 0), last, 10.0)
+    fig.update_layout(
+        title=dict(text="Loss: how wrong the network is (lower is better)"),
+        height=height, margin=dict(l=10, r=10, t=50, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
+        xaxis=dict(title=dict(text="training step"), range=[0, right * 1.02]),
+        yaxis=dict(title=dict(text="loss"), type="log" if log_y else "linear",
+                   rangemode="tozero" if not log_y else "normal"),
+    )
+    if not len(steps):
+        _empty_note(fig, "No training yet: press Train to draw this curve.")
+    return fig
+
+
+def accuracy_figure(val_steps, val_accuracy, *, x_max: int | None = None,
+                    height: int = 260) -> go.Figure:
+    """Validation accuracy: the share of 1,000 held-out images (never trained on) that the
+    network gets right, checked every few steps during training."""
+    val_steps = np.asarray(val_steps, dtype=np.float64)
+    acc = np.asarray(val_accuracy, dtype=np.float64) * 100
+    fig = go.Figure()
+    if len(val_steps):
+        fig.add_trace(go.Scatter(x=val_steps, y=acc, mode="lines+markers", name="validation",
+                                 line=dict(color=ACC_COLOUR, width=2.5), marker=dict(size=5),
+                                 hovertemplate="step %{x}<br>%{y:.1f}% right<extra></extra>"))
+    last = float(val_steps[-1]) if len(val_steps) else 0.0
+    right = max(float(x_max or 0), last, 10.0)
+    fig.update_layout(
+        title=dict(text="Validation accuracy: % of unseen images it gets right"),
+        height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
+        xaxis=dict(title=dict(text="training step"), range=[0, right * 1.02]),
+        yaxis=dict(title=dict(text="% right"), range=[0, 101]),
+    )
+    if not len(val_steps):
+        _empty_note(fig, "Checked every few steps while training runs.")
+    return fig
+
+
+def _empty_note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font=dict(size=14, color="gray"))
+
+
+# --- weights -------------------------------------------------------------------------------
+def symmetric_limit(values: np.ndarray) -> float:
+    """The colour range ±limit: the largest |value| (1e-8 for all-zero arrays)."""
+    values = np.asarray(values)
+    finite = values[np.isfinite(values)]
+    return max(float(np.abs(finite).max()) if finite.size else 0.0, 1e-8)
+
+
+def _colour_levels(values: np.ndarray, limit: float) -> tuple[np.ndarray, float, bool]:
+    """(values to send, their colour range, quantized?). Big arrays become int8 levels."""
+    if values.size > QUANTIZE_ABOVE:
+        levels = np.round(np.clip(values / limit, -1.0, 1.0) * 127).astype(np.int8)
+        return levels, 127.0, True
+    return values.astype(np.float32), limit, False
+
+
+def _colourbar(limit: float, quantized: bool, real_limit: float) -> dict:
+    if not quantized:
+        return dict(thickness=12)
+    ticks = np.array([-1, -0.5, 0, 0.5, 1.0])
+    return dict(thickness=12, tickvals=(ticks * limit).tolist(),
+                ticktext=[f"{t * real_limit:+.3g}" if t else "0" for t in ticks])
+
+
+def weight_heatmap(w: np.ndarray, name: str, *, rows: str = "", cols: str = "",
+                   limit: float | None = None, height: int | None = None) -> go.Figure:
+    """A weight (or bias) array as a heatmap, titled with its name and shape, on a diverging
+    colour scale centred on 0 (blue negative, white zero, red positive).
+
+    ``w``: (n_rows, n_cols) or (n,) (drawn as one row). ``rows`` / ``cols`` say what the
+    rows and columns are (e.g. "input pixel", "neuron"); ``limit`` fixes the colour range.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    shape = w.shape
+    if w.ndim == 1:
+        w = w[None, :]  # (1, n)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be 1-D or 2-D, got shape {shape}")
+    real_limit = limit or symmetric_limit(w)
+    z, zlimit, quantized = _colour_levels(w, real_limit)
+    shape_text = " × ".join(str(n) for n in shape)
+    row_name, col_name = rows or "row", cols or "column"
+    hover = (f"{row_name} %{{y}}, {col_name} %{{x}}<extra></extra>" if quantized else
+             f"{row_name} %{{y}}, {col_name} %{{x}}<br>value %{{z:.4f}}<extra></extra>")
+    fig = go.Figure(go.Heatmap(z=z, zmin=-zlimit, zmax=zlimit, zmid=0, colorscale=DIVERGING,
+                               colorbar=_colourbar(zlimit, quantized, real_limit),
+                               hovertemplate=hover))
+    if height is None:
+        height = 130 if w.shape[0] == 1 else int(min(520, max(220, 60 + 2.2 * w.shape[0])))
+    fig.update_layout(
+        title=dict(text=f"{name} · shape {shape_text}"), height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(title=dict(text=cols) if cols else None, showgrid=False),
+        yaxis=dict(title=dict(text=rows) if rows else None, autorange="reversed", showgrid=False,
+                   showticklabels=w.shape[0] > 1),
+    )
+    return fig
+
+
+def tile_images(images: np.ndarray, cols: int, gap: int = 1, fill: float = 0.0) -> np.ndarray:
+    """(n, h, w) images -> one (rows*(h+gap)-gap, cols*(w+gap)-gap) mosaic, row by row;
+    gaps and unused tiles hold ``fill``."""
+    images = np.asarray(images)
+    n, h, w = images.shape
+    rows = max(1, math.ceil(n / cols))
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), fill, dtype=np.float64)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = images[i]
+    return out
+
+
+def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 560) -> go.Figure:
+    """Every first-layer neuron of a dense MLP as a 28x28 picture of its 784 input weights.
+
+    ``w1``: (784, n_neurons). Each picture is scaled to its own strongest weight, so faint
+    neurons stay visible: red pixels push the neuron up when ink is there, blue ones down.
+    """
+    w1 = np.asarray(w1, dtype=np.float64)
+    if w1.ndim != 2 or w1.shape[0] != 784:
+        raise ValueError(f"w1 must have shape (784, n_neurons), got {w1.shape}")
+    n = w1.shape[1]
+    cols = cols or math.ceil(math.sqrt(n))
+    tiles = w1.T.reshape(n, 28, 28)  # (n, 28, 28): neuron j's weights as an image
+    peak = np.abs(tiles).max(axis=(1, 2), keepdims=True)  # (n, 1, 1)
+    tiles = tiles / np.where(peak > 0, peak, 1.0)  # each in [-1, 1]
+    mosaic = tile_images(tiles, cols, gap=1, fill=0.0)
+    z = np.round(mosaic * 127).astype(np.int8)  # colour levels: see the module docstring
+    fig = go.Figure(go.Heatmap(z=z, zmin=-127, zmax=127, zmid=0, colorscale=DIVERGING,
+                               showscale=False, hoverinfo="skip"))
+    fig.update_layout(
+        title=dict(text=f"The {n} neurons of layer 1, each as a 28 × 28 picture of its weights"),
+        height=height, margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(visible=False, scaleanchor="y", constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", constrain="domain"),
+    )
+    return fig
+
+
+def histogram_figure(values: np.ndarray, name: str, *, bins: int = 60,
+                     height: int = 220) -> go.Figure:
+    """How many weights have each value: binned in NumPy, so the browser gets 60 bars
+    instead of every weight."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    fig = go.Figure()
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+        centres = (edges[:-1] + edges[1:]) / 2
+        fig.add_trace(go.Bar(x=centres, y=counts, width=float(edges[1] - edges[0]),
+                             marker=dict(color=centres, colorscale=DIVERGING,
+                                         cmin=-max(abs(lo), abs(hi)), cmax=max(abs(lo), abs(hi))),
+                             hovertemplate="around %{x:.3g}: %{y} values<extra></extra>"))
+    fig.update_layout(title=dict(text=f"{name}: how many values of each size"), height=height,
+                      margin=dict(l=10, r=10, t=40, b=10), bargap=0, showlegend=False,
+                      xaxis=dict(title=dict(text="value")), yaxis=dict(title=dict(text="count")))
+    return fig
+
+
+# --- testing -------------------------------------------------------------------------------
+def digit_figure(image: np.ndarray, *, title: str = "What the network sees (28 × 28)",
+                 height: int = 300) -> go.Figure:
+    """A 28x28 image in [0, 1], white ink on black, pixel by pixel."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape != (28, 28):
+        raise ValueError(f"image must have shape (28, 28), got {image.shape}")
+    fig = go.Figure(go.Heatmap(z=image, zmin=0, zmax=1, colorscale="gray", showscale=False,
+                               hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(title=dict(text=title), height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(visible=False, scaleanchor="y", constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", constrain="domain"))
+    return fig
+
+
+def probability_figure(probabilities: np.ndarray, *, height: int = 300) -> go.Figure:
+    """How sure the network is of each digit (bars sum to 100%); the winner in dark blue."""
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    if p.shape != (10,):
+        raise ValueError(f"probabilities must have 10 values, got shape {p.shape}")
+    best = int(np.argmax(p))
+    colours = [SMOOTH_COLOUR if d == best else "rgba(99, 110, 250, 0.35)" for d in range(10)]
+    fig = go.Figure(go.Bar(x=list(range(10)), y=p * 100, marker=dict(color=colours),
+                           text=[f"{v:.0f}%" for v in p * 100], textposition="outside",
+                           hovertemplate="digit %{x}: %{y:.1f}%<extra></extra>"))
+    fig.update_layout(title=dict(text="How sure it is about each digit"), height=height,
+                      margin=dict(l=10, r=10, t=40, b=10), showlegend=False,
+                      xaxis=dict(title=dict(text="digit"), tickmode="linear", dtick=1),
+                      yaxis=dict(title=dict(text="%"), range=[0, 115]))
+    return fig
+
+
+def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 8) -> go.Figure:
+    """Test images with the network's answer above each: green ✓ right, red ✗ wrong
+    (with the true digit). ``images`` (n, 28, 28) in [0, 1]."""
+    images = np.asarray(images, dtype=np.float32)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or not len(images) == len(y_true) == len(y_pred):
+        raise ValueError(f"expected (n, 28, 28) images and n labels and predictions, got "
+                         f"{images.shape}, {y_true.shape}, {y_pred.shape}")
+    n = len(images)
+    cols = min(cols, max(n, 1))
+    band = 12  # pixel rows above each image for its label
+    padded = np.full((n, 28 + band, 28), np.nan, dtype=np.float32)  # NaN = transparent
+    padded[:, band:, :] = images
+    mosaic = tile_images(padded, cols, gap=3, fill=np.nan)
+    fig = go.Figure(go.Heatmap(z=mosaic.astype(np.float32), zmin=0, zmax=1, colorscale="gray",
+                               showscale=False, hoverinfo="skip"))
+    for i in range(n):
+        r, c = divmod(i, cols)
+        right = int(y_pred[i]) == int(y_true[i])
+        text = f"✓ {int(y_pred[i])}" if right else f"✗ {int(y_pred[i])} (is {int(y_true[i])})"
+        fig.add_annotation(x=c * 31 + 13.5, y=r * (28 + band + 3) + band / 2, text=f"<b>{text}</b>",
+                           showarrow=False, font=dict(size=13, color=RIGHT if right else WRONG))
+    rows = max(1, math.ceil(n / cols))
+    correct = int(np.sum(y_true == y_pred))
+    fig.update_layout(
+        title=dict(text=f"{correct} of {n} right"), height=80 + 105 * rows,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(visible=False, scaleanchor="y", constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", constrain="domain"),
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, *, height: int = 460) -> go.Figure:
+    """Row = the true digit, column = the network's answer; the diagonal is right answers.
+    Colour is each cell's share of its row, so mistakes stand out even when few."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    if cm.shape != (10, 10):
+        raise ValueError(f"confusion matrix must be 10 x 10, got {cm.shape}")
+    totals = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)  # (10, 10) row shares
+    shown = np.sqrt(share)  # square root: small mistakes get visible colour too
+    fig = go.Figure(go.Heatmap(
+        z=shown, x=list(range(10)), y=list(range(10)), text=cm, texttemplate="%{text}",
+        colorscale="Blues", zmin=0, zmax=1, showscale=False, customdata=share * 100,
+        hovertemplate="true %{y}, answered %{x}: %{text} images (%{customdata:.1f}% of the %{y}s)"
+                      "<extra></extra>"))
+    fig.update_layout(title=dict(text="Confusion matrix: which digits get mixed up"), height=height,
+                      margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(title=dict(text="the network's answer"), tickmode="linear", dtick=1,
+                                 side="bottom"),
+                      yaxis=dict(title=dict(text="true digit"), tickmode="linear", dtick=1,
+                                 autorange="reversed", scaleanchor="x"))
+    return fig

@@ -1,0 +1,107 @@
+"""Streamlit glue: one ``LabSession`` per browser session, the sidebar status, the toasts.
+
+The lab is created by a session-scoped cached function, so Streamlit calls its ``close``
+about half a second after the browser tab disconnects: a run left going by a closed tab
+stops instead of using the CPU for nobody. It is also kept in ``st.session_state["lab"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import streamlit as st
+
+from .state import LabSession, LabStatus
+
+log = logging.getLogger("mlp_lab")
+if not log.handlers:  # the server's console shows when runs start, end and sessions close
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s mlp_lab %(levelname)s: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+POLL_SECONDS = 1.0  # the Train page's live chart refresh while a run goes
+SIDEBAR_POLL_SECONDS = 2.0
+NOTICE_ICONS = {"success": "✅", "info": "ℹ️", "error": "⚠️"}
+
+
+def _release(lab: LabSession) -> None:
+    lab.close()
+
+
+@st.cache_resource(scope="session", on_release=_release,
+                   show_spinner="Loading the 70,000 MNIST images (once per server)…")
+def _session_lab() -> LabSession:
+    return LabSession()
+
+
+def get_lab() -> LabSession:
+    """This browser session's lab (created on first use)."""
+    lab = _session_lab()
+    st.session_state["lab"] = lab
+    return lab
+
+
+def clear_sessions() -> None:
+    """Close and forget this process's session labs (tests: every AppTest shares a session)."""
+    _session_lab.clear()
+
+
+def show_notices(lab: LabSession) -> None:
+    """A toast for each run that ended since the last script run (finished, diverged...)."""
+    for kind, message in lab.pop_notices():
+        st.session_state["last_notice"] = (kind, message)
+        st.toast(message, icon=NOTICE_ICONS.get(kind), duration="long")
+
+
+def fmt_loss(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}" if value < 10 else f"{value:.3g}"
+
+
+def status_lines(status: LabStatus) -> list[str]:
+    """The sidebar's words: pure, so tests can read them without Streamlit."""
+    model = status.description
+    lines = [f"**{model}**", f"{status.n_params:,} weights and biases"]
+    lines.append(f"Steps trained: **{status.step:,}**" + (f" ({status.epochs:.2f} passes over the data)"
+                                                          if status.step else ""))
+    lines.append(f"Last loss: **{fmt_loss(status.last_loss)}**")
+    if status.test_accuracy is None:
+        lines.append("Test accuracy: not measured yet (Test page)")
+    else:
+        lines.append(f"Test accuracy: **{status.test_accuracy:.1%}** (at step {status.test_step:,})")
+    if status.running:
+        lines.append(f"🟢 **Training**: {status.run_done:,} of {status.run_steps:,} steps")
+    elif status.status == "diverged":
+        lines.append("🔴 Last run diverged: see the Train page")
+    else:
+        lines.append("⚪ Not training")
+    if status.source != "fresh weights":
+        lines.append(f"Loaded from {status.source}")
+    return lines
+
+
+def render_sidebar(lab: LabSession) -> None:
+    """The compact status of the model, on every page; refreshes itself during a run."""
+    polling = lab.running
+
+    @st.fragment(run_every=SIDEBAR_POLL_SECONDS if polling else None)
+    def sidebar_status():
+        status = lab.status()
+        with st.container(border=True, key="sidebar_status"):
+            st.markdown("  \n".join(status_lines(status)))
+        if polling and not status.running:
+            st.rerun()  # the run ended: redraw every page element once, stop polling
+
+    with st.sidebar:
+        sidebar_status()
+
+
+def friendly_error(exc: BaseException) -> None:
+    """Instead of a traceback: say what happened and what to do; the details go to the log."""
+    log.error("page error: %s", "".join(traceback.format_exception(exc)))
+    st.error("Something went wrong on this page. Your model is safe: try the page again, or "
+             "press Reset on the Model page if it keeps happening. "
+             f"(Details for the teacher are in the server's console: {type(exc).__name__}.)")

@@ -1,0 +1,96 @@
+"""Test: draw a digit and see the network's answer; random test images; test accuracy."""
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mlp_lab import figures
+from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas, random_batch
+from mlp_lab.session import get_lab
+
+lab = get_lab()
+data = lab.data
+
+
+def _clear() -> None:
+    st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1  # new, empty canvas
+
+
+def _new_batch() -> None:
+    st.session_state["test_batch"] = random_batch(len(data.y_test))
+
+
+def _measure() -> None:
+    lab.evaluate_test()
+
+
+st.title("Test")
+st.caption(
+    "**What am I looking at?** Draw a digit and the network guesses which one it is. The "
+    "middle picture is what the network actually receives: your drawing shrunk to 28 × 28 "
+    "pixels and centred, like the images it learned from. The bars show how sure it is.")
+status = lab.status()
+if status.untrained:
+    st.warning("This network has not been trained yet, so its answers are random guesses. "
+               "Train it on the Train page first.")
+elif status.status == "diverged" and not status.running:
+    st.warning("The last training run diverged; the weights were rolled back to the last good "
+               "ones. See the Train page for what to try.")
+if status.running:
+    st.caption("Training is running: the answers use the weights as they are right now.")
+
+draw, seen, answer = st.columns([1.1, 1, 1.2])
+with draw:
+    st.subheader("1. Draw a digit")
+    result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
+                       height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
+                       return_image_data=True, key=f"canvas_{st.session_state.get('canvas_round', 0)}")
+    st.button("Clear", on_click=_clear, help="Wipe the canvas to draw another digit.")
+try:
+    pixels = result.image_data
+except Exception:  # a malformed drawing message: treat as no drawing
+    pixels = None
+image, problem = digit_from_canvas(pixels)
+with seen:
+    st.subheader("2. What the network sees")
+    if image is None:
+        st.info(problem)
+    else:
+        st.plotly_chart(figures.digit_figure(image, title="28 × 28, as the network receives it"),
+                        key="seen_digit")
+with answer:
+    st.subheader("3. Its answer")
+    if image is None:
+        st.metric("Prediction", "–", help="The digit the network thinks you drew.")
+    else:
+        probabilities = lab.predict_proba(image)[0]  # (10,)
+        digit = int(np.argmax(probabilities))
+        st.metric("Prediction", digit, help="The digit the network thinks you drew.")
+        st.caption(f"{probabilities[digit]:.0%} sure.")
+        st.plotly_chart(figures.probability_figure(probabilities), key="probabilities")
+
+st.header("Random test images")
+st.caption("Images from the 10,000 MNIST test images, which the network never trains on. Above "
+           "each: its answer, **green ✓** when right, **red ✗** when wrong (with the true digit).")
+if "test_batch" not in st.session_state:
+    _new_batch()
+idx = st.session_state["test_batch"]
+st.button("New batch", on_click=_new_batch, help="Show 16 other random test images.")
+predicted = lab.predict_proba(data.x_test[idx]).argmax(axis=1)
+st.plotly_chart(figures.sample_grid_figure(data.x_test[idx], data.y_test[idx], predicted),
+                key="sample_grid")
+
+st.header("Test accuracy")
+st.caption("How many of all 10,000 test images the network gets right, and which digits it mixes up.")
+st.button("Measure test accuracy", on_click=_measure,
+          help="Runs the network on all 10,000 test images (takes about a second).")
+result_ = lab.test_result
+if result_ is not None:
+    note = "" if result_.step == lab.trainer.step else \
+        f" The model has trained {lab.trainer.step - result_.step:,} more steps since: measure again."
+    st.metric("Test accuracy", f"{result_.accuracy:.1%}",
+              help="Share of the 10,000 test images answered correctly.")
+    st.caption(f"Measured at step {result_.step:,}.{note} In the matrix, each row is a true digit "
+               "and each column the network's answer: the diagonal counts right answers, "
+               "everything else is a mix-up.")
+    st.plotly_chart(figures.confusion_figure(result_.confusion), key="confusion")

@@ -1,0 +1,111 @@
+"""Train: pick a learning rate and a number of steps, press Train, watch the curves live."""
+
+import streamlit as st
+
+from mlp_lab import figures
+from mlp_lab.session import POLL_SECONDS, fmt_loss, get_lab
+from mlp_lab.state import LR_OPTIONS, MAX_SECONDS_PER_RUN, STEP_OPTIONS, DEFAULT_STEPS, nearest_option
+
+lab = get_lab()
+
+
+def _train() -> None:
+    st.session_state.pop("last_notice", None)
+    message = lab.start(st.session_state["train_steps"], st.session_state["train_lr"])
+    if message:
+        st.session_state["train_message"] = message
+
+
+def _stop() -> None:
+    lab.stop()
+
+
+def _lr_changed() -> None:
+    message = lab.set_lr(st.session_state["train_lr"])  # also during a run: the next step uses it
+    if message:
+        st.session_state["train_message"] = message
+
+
+def _steps_changed() -> None:
+    st.session_state["steps_choice"] = st.session_state["train_steps"]  # survives page switches
+
+
+if "train_lr" not in st.session_state:  # widget state is dropped when the page is left
+    st.session_state["train_lr"] = nearest_option(lab.trainer.base_lr, LR_OPTIONS)
+if "train_steps" not in st.session_state:
+    st.session_state["train_steps"] = st.session_state.get("steps_choice", DEFAULT_STEPS)
+
+st.title("Train")
+st.caption(
+    "**What am I looking at?** Each training step shows the network a few images, measures how "
+    "wrong its answers are (the *loss*) and nudges every weight a little to be less wrong. "
+    "Watch the loss fall and the accuracy rise. Pressing Train again continues with the same "
+    "weights.")
+running = lab.running
+st.markdown(f"**Model:** {lab.model.describe()} · {lab.choice.describe_training()} · "
+            "change it on the Model page")
+
+c1, c2 = st.columns(2)
+c1.select_slider(
+    "Learning rate", options=LR_OPTIONS, key="train_lr", on_change=_lr_changed,
+    format_func=lambda v: f"{v:g}",
+    help="How big each nudge to the weights is. Too small: learning crawls. Too big: the loss "
+         "jumps around or explodes. You can change it while training runs. The scale is "
+         "logarithmic: each notch is about 2x bigger.")
+c2.select_slider(
+    "Steps", options=STEP_OPTIONS, key="train_steps", on_change=_steps_changed,
+    format_func=lambda v: f"{v:,}",
+    help="How many training steps the next press of Train runs (the notebook ran 2,000). "
+         f"A run also ends after {MAX_SECONDS_PER_RUN:g} seconds so the server stays quick.")
+b1, b2, _ = st.columns([1, 1, 6])
+b1.button("Train", type="primary", on_click=_train, disabled=running, width="stretch",
+          help="Train for the chosen number of steps, in the background: you can switch "
+               "pages meanwhile.")
+b2.button("Stop", on_click=_stop, disabled=not running, width="stretch",
+          help="End the run after the current step. The weights learned so far are kept.")
+
+message = st.session_state.pop("train_message", None)
+if message:
+    st.warning(message)
+
+
+@st.fragment(run_every=POLL_SECONDS if running else None)
+def live_training(polling: bool) -> None:
+    status = lab.status()
+    snap = lab.snapshot(include_params=False)
+    history = snap.history
+    if status.running:
+        fraction = status.run_done / max(status.run_steps, 1)
+        st.progress(min(fraction, 1.0),
+                    text=f"Training: step {status.run_done:,} of {status.run_steps:,} in this run")
+    notice = st.session_state.get("last_notice")
+    if notice and not status.running:
+        kind, text = notice
+        (st.success if kind == "success" else st.error if kind == "error" else st.info)(text)
+    if status.untrained:
+        st.info("This network has not learned anything yet: its weights are random. "
+                "Press **Train**.")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Steps trained", f"{status.step:,}",
+              help="Training steps since the weights were made (or loaded).")
+    m2.metric("Loss", fmt_loss(status.last_loss),
+              help="How wrong the network was on the last batch of images: 0 would be perfect.")
+    val = f"{history.val_accuracy[-1]:.1%}" if history.val_accuracy else "–"
+    m3.metric("Validation accuracy", val,
+              help="Share of 1,000 images the network never trains on that it gets right.")
+    speed = status.samples_per_second
+    m4.metric("Speed", f"{speed:,.0f} images/s" if speed else "–",
+              help="How many training images per second this run gets through.")
+    x_max = (snap.step - status.run_done + status.run_steps) if status.running else snap.step
+    log_y = st.toggle("Log scale for the loss", key="train_log_y", persist_state="session",
+                      help="A log scale spreads out small values, so you can still see the loss "
+                           "improving when it is already close to 0.")
+    st.plotly_chart(figures.loss_figure(history.steps, history.losses, log_y=log_y, x_max=x_max),
+                    key="loss_chart")
+    st.plotly_chart(figures.accuracy_figure(history.val_steps, history.val_accuracy, x_max=x_max),
+                    key="accuracy_chart")
+    if polling and not status.running:
+        st.rerun()  # the run ended: re-enable Train, show the toast, stop polling
+
+
+live_training(running)
