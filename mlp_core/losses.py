@@ -51,6 +51,8 @@ def loss_and_grad(logits: np.ndarray, labels: np.ndarray, loss: str, output: str
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if labels.dtype.kind not in "iu" or (n and (labels.min() < 0 or labels.max() >= n_classes)):
+        raise ValueError(f"labels must be integers 0..{n_classes - 1}, got {labels.dtype} {labels.min()}..{labels.max()}")
     rows = np.arange(n)
     if loss == "cross_entropy":
         if output != "softmax":

@@ -24,6 +24,17 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.t = 0  # steps taken
 
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        # 0 is allowed here: a schedule may decay the rate to 0 at the very end of a run.
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"learning rate must be a finite number >= 0, got {value}")
+        self._lr = float(value)
+
     def _grad(self, name, param, grad):
         if self.weight_decay and name.startswith("w"):
             return grad + self.weight_decay * param
@@ -88,7 +99,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7,
                  weight_decay: float = 0.0):
-        # eps = 1e-7 as in Keras, so that both implementations compute the same update
+        # eps = 1e-7 as in Keras. Keras puts eps outside the bias correction (it effectively
+        # uses eps / sqrt(1 - beta2^t)); we follow the paper, so tiny gradients differ slightly.
         super().__init__(lr, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m: dict[str, np.ndarray] = {}

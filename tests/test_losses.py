@@ -250,8 +250,6 @@ def test_labels_may_be_a_list_or_uint8():
         np.testing.assert_array_equal(grad, ref[1])
 
 
-@pytest.mark.xfail(strict=True, reason="mlp_core.losses: out-of-range labels are not validated; "
-                   "-1 silently means digit 9 (numpy negative indexing)")
 @pytest.mark.parametrize("loss,output", [("cross_entropy", "softmax"), ("mse", "relu")])
 def test_out_of_range_labels_raise_value_error(loss, output):
     with pytest.raises(ValueError):
