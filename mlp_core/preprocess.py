@@ -40,7 +40,8 @@ def preprocess_digit(image, *, ink_threshold: float = 0.1) -> np.ndarray | None:
     ``np.asarray`` turns into one, e.g. a Pillow image), integer 0-255 or float 0-1,
     any size. Either polarity works: the background is the value that dominates the
     image border. ``ink_threshold`` (fraction of full scale): a pixel is ink when it
-    differs from the background by more than this; fainter pixels count as noise.
+    differs from the background by more than this; fainter pixels count as noise and
+    are set to 0 (so MNIST's own faintest edge pixels, < 26/255, are dropped too).
     """
     gray = _to_gray(image)  # (H, W) float64 in [0, 1]
     ink = _ink_on_black(gray, ink_threshold)  # (H, W), ink > 0, background 0
@@ -79,15 +80,14 @@ def _to_gray(image) -> np.ndarray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"expected {expected} with at least one pixel; "
                          f"received an empty array of shape {arr.shape}")
+    x = arr.astype(np.float64)  # one working copy, scaled and clipped in place
     if np.issubdtype(arr.dtype, np.integer):
-        x = arr / (65535.0 if arr.dtype == np.uint16 else 255.0)
-    else:
-        x = arr.astype(np.float64)
-        if not np.isfinite(x).all():
-            raise ValueError(f"expected finite pixel values; received NaN or inf in {expected}")
-        if x.max() > 1.0:
-            x = x / 255.0
-    x = np.clip(x, 0.0, 1.0)
+        x *= 1.0 / (65535.0 if arr.dtype == np.uint16 else 255.0)
+    elif not np.isfinite(x).all():
+        raise ValueError(f"expected {expected} of finite numbers; received NaN or inf")
+    elif x.max() > 1.0:
+        x *= 1.0 / 255.0
+    np.clip(x, 0.0, 1.0, out=x)
     if x.ndim == 2:
         return x
     luma = x[..., :3] @ _LUMA  # (H, W)
@@ -127,8 +127,9 @@ def _crop_to_ink(ink: np.ndarray, threshold: float) -> np.ndarray:
 def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) weights mapping a line of ``n_in`` pixels onto ``n_out`` pixels.
 
-    Shrinking (the usual case) is area averaging, the anti-aliasing MNIST used: output
-    pixel i covers the input interval [i * f, (i + 1) * f) with f = n_in / n_out and
+    Shrinking (the usual case) is area averaging (a box filter), the standard form of
+    the anti-aliasing MNIST describes (its exact filter is not published): output pixel i
+    covers the input interval [i * f, (i + 1) * f) with f = n_in / n_out and
     averages the input pixels by how much of each it covers (fractional coverage at the
     ends). Enlarging a tiny drawing uses linear interpolation between pixel centres,
     since area averaging would just repeat pixels and leave the digit blocky.
@@ -151,7 +152,8 @@ def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 def _resize_area(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """(h, w) -> (out_h, out_w) with separable resampling: ``A @ img @ B.T``."""
+    """(h, w) -> (out_h, out_w) with separable resampling ``A @ img @ B.T``: area
+    averaging along an axis that shrinks, linear interpolation along one that grows."""
     a = _resample_matrix(img.shape[0], out_h)  # (out_h, h)
     b = _resample_matrix(img.shape[1], out_w)  # (out_w, w)
     return a @ img @ b.T
@@ -159,8 +161,9 @@ def _resize_area(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 def _center_of_mass_shift(digit: np.ndarray) -> tuple[int, int]:
     """Top-left corner at which to paste ``digit`` (h, w) into the 28x28 field so that
-    its centre of mass lands on (14, 14), rounded to whole pixels as in MNIST and
-    clipped so that the whole digit stays inside the field."""
+    its centre of mass lands on (14, 14), rounded to whole pixels as MNIST evidently did
+    (so the result's centre of mass is within 0.5 px of 14 on each axis), and clipped so
+    that the whole digit stays inside the field."""
     h, w = digit.shape
     mass = digit.sum()
     cy = (digit.sum(axis=1) @ np.arange(h)) / mass  # centre of mass, row
