@@ -14,13 +14,13 @@ import streamlit as st  # noqa: E402
 
 from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices  # noqa: E402
 
-st.set_page_config(page_title="MLP Lab", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
 
 PAGES = [
-    st.Page("pages/model.py", title="Model", icon="🧠", default=True),
-    st.Page("pages/train.py", title="Train", icon="📉"),
-    st.Page("pages/weights.py", title="Weights", icon="🎨"),
-    st.Page("pages/testing.py", title="Test", icon="✏️"),
+    st.Page("pages/model.py", title="Model", icon=":material/neurology:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/show_chart:"),
+    st.Page("pages/weights.py", title="Weights", icon=":material/grid_on:"),
+    st.Page("pages/testing.py", title="Test", icon=":material/draw:"),
 ]
 
 page = st.navigation(PAGES)

@@ -26,14 +26,17 @@ RAW_COLOUR, SMOOTH_COLOUR, ACC_COLOUR = "rgba(99, 110, 250, 0.35)", "#3b46d1", "
 
 # --- training curves -----------------------------------------------------------------------
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average: point i is the mean of the last ``window`` values up to i
-    (fewer at the start). Same length as ``values``."""
+    """Centred moving average: point i is the mean of the ``window`` values around it
+    (fewer near the ends, so the curve neither lags behind nor shrinks). Same length."""
     values = np.asarray(values, dtype=np.float64)
-    if window <= 1 or len(values) == 0:
+    n = len(values)
+    if window <= 1 or n == 0:
         return values.copy()
     csum = np.concatenate([[0.0], np.cumsum(values)])  # (n + 1,)
-    ends = np.arange(1, len(values) + 1)  # (n,) end (exclusive) of each window
-    starts = np.maximum(0, ends - window)
+    centre = np.arange(n)
+    half = window // 2
+    starts = np.maximum(0, centre - half)  # (n,) first index of each window
+    ends = np.minimum(n, centre + half + 1)  # (n,) one past its last index
     return (csum[ends] - csum[starts]) / (ends - starts)
 
 

@@ -25,7 +25,8 @@ if not log.handlers:  # the server's console shows when runs start, end and sess
 
 POLL_SECONDS = 1.0  # the Train page's live chart refresh while a run goes
 SIDEBAR_POLL_SECONDS = 2.0
-NOTICE_ICONS = {"success": "✅", "info": "ℹ️", "error": "⚠️"}
+NOTICE_ICONS = {"success": ":material/check_circle:", "info": ":material/info:",
+                "error": ":material/warning:"}
 
 
 def _release(lab: LabSession) -> None:
@@ -38,16 +39,35 @@ def _session_lab() -> LabSession:
     return LabSession()
 
 
+def _leave_legacy_pages_mode() -> None:
+    """A folder named pages/ next to the entrypoint is also Streamlit's legacy multipage
+    folder. Until ``st.navigation`` first runs in a server process, Streamlit is in that
+    legacy mode, and if the first visit of a fresh server opens a page's URL (say /train),
+    it runs the page file alone: no sidebar status, and a page list of every file. Every
+    page calls ``get_lab`` first, so it is caught here: switch the mode off and rerun
+    through dashboard.py. (AppTest re-enters the legacy mode before every run, so this
+    also makes ``AppTest.switch_page`` run the entrypoint, as a browser does.)"""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the legacy mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def get_lab() -> LabSession:
     """This browser session's lab (created on first use)."""
+    _leave_legacy_pages_mode()
     lab = _session_lab()
     st.session_state["lab"] = lab
     return lab
 
 
 def clear_sessions() -> None:
-    """Close and forget this process's session labs (tests: every AppTest shares a session)."""
-    _session_lab.clear()
+    """Close and forget every session's lab in this process (tests: every AppTest shares
+    one session id). Works outside a script run, unlike ``_session_lab.clear()``."""
+    st.cache_resource.clear()
 
 
 def show_notices(lab: LabSession) -> None:
@@ -73,11 +93,11 @@ def status_lines(status: LabStatus) -> list[str]:
     else:
         lines.append(f"Test accuracy: **{status.test_accuracy:.1%}** (at step {status.test_step:,})")
     if status.running:
-        lines.append(f"🟢 **Training**: {status.run_done:,} of {status.run_steps:,} steps")
+        lines.append(f":green-badge[:material/play_arrow: Training] {status.run_done:,} of {status.run_steps:,} steps")
     elif status.status == "diverged":
-        lines.append("🔴 Last run diverged: see the Train page")
+        lines.append(":red-badge[:material/error: Last run diverged] see the Train page")
     else:
-        lines.append("⚪ Not training")
+        lines.append(":gray-badge[Not training]")
     if status.source != "fresh weights":
         lines.append(f"Loaded from {status.source}")
     return lines

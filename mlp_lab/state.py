@@ -138,6 +138,21 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def loss_trend(losses) -> str:
+    """How the loss moved over one run: "up" (it grew: the learning rate is too high),
+    "stuck" (it did not change at all: a dead network), "down" or "unclear" (too short)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if len(losses) < 20 or not np.isfinite(losses).all():
+        return "unclear"
+    k = max(5, len(losses) // 10)
+    first, last = np.median(losses[:k]), losses[-k:].mean()
+    if last > 1.5 * first or last > 10 * losses[0] > 0:  # the 2nd: it blew up at once
+        return "up"
+    if np.ptp(losses[len(losses) // 2:]) == 0:
+        return "stuck"
+    return "down" if last < first else "unclear"
+
+
 @dataclass
 class RunInfo:
     """The current (or last) run, as the progress bar needs it."""
@@ -327,6 +342,22 @@ class LabSession:
     def _notice_for(self, trainer: Trainer, result) -> tuple[str, str] | None:
         loss = trainer.last_loss
         loss_text = f"the loss is now {loss:.3f}" if loss is not None else ""
+        if result.status in ("finished", "time_up", "stopped") and result.steps:
+            snap = trainer.snapshot(include_params=False)
+            start = snap.step - result.steps
+            run_losses = [v for s, v in zip(snap.history.steps, snap.history.losses) if s > start]
+            trend = loss_trend(run_losses)
+            if trend == "up":
+                return ("error", f"The loss went up during this run (from {run_losses[0]:.3g} "
+                                 f"to {loss:.3g}) instead of down: the learning rate ({snap.lr:g}) is "
+                                 "probably too high, so every step overshoots. Try a learning rate "
+                                 "3-10x smaller, or make a fresh model on the Model page.")
+            if trend == "stuck":
+                return ("error", f"The loss did not move at all during this run (it stayed at {loss:.3f}): "
+                                 "the network is stuck. Its neurons answer 0 to every image, so no "
+                                 "learning signal gets through (it happens to the notebook's network "
+                                 "after a too-big step). Make a fresh model on the Model page and use a "
+                                 "smaller learning rate.")
         if result.status == "finished":
             return ("success", f"Finished: trained {result.steps:,} steps in {result.seconds:.1f} s "
                                f"and {loss_text}. Press Train again to keep improving the same "

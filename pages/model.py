@@ -73,13 +73,13 @@ st.markdown(
     "handwriting.")
 c1, c2, c3 = st.columns(3)
 with c1:
-    st.page_link("pages/train.py", label="**Train**: watch it learn", icon="📉")
+    st.page_link("pages/train.py", label="**Train**: watch it learn", icon=":material/show_chart:")
     st.caption("Press Train and see the loss fall and the accuracy rise, live.")
 with c2:
-    st.page_link("pages/weights.py", label="**Weights**: look inside", icon="🎨")
+    st.page_link("pages/weights.py", label="**Weights**: look inside", icon=":material/grid_on:")
     st.caption("Every weight as a colour: what each neuron has learned to look for.")
 with c3:
-    st.page_link("pages/testing.py", label="**Test**: try your handwriting", icon="✏️")
+    st.page_link("pages/testing.py", label="**Test**: try your handwriting", icon=":material/draw:")
     st.caption("Draw a digit and see what the network thinks it is.")
 
 status = lab.status()

@@ -42,6 +42,7 @@ if status.running:
 draw, seen, answer = st.columns([1.1, 1, 1.2])
 with draw:
     st.subheader("1. Draw a digit")
+    st.caption("Hold the mouse button down and draw one digit, big, in the black box.")
     result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
                        height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
                        return_image_data=True, key=f"canvas_{st.session_state.get('canvas_round', 0)}")
