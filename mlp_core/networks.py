@@ -14,6 +14,8 @@ Shapes, with N the batch size:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .activations import ACTIVATIONS
@@ -41,6 +43,32 @@ def _init_bias(rng, shape, init, dtype):
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+class ParamDict(dict):
+    """Arrays by name (w1, b1, ...) that are all views into one flat array, ``flat``.
+
+    A network's parameters live in one; so do an optimizer's moments. That lets the
+    optimizer update every parameter with a handful of whole-array operations instead of
+    a handful per parameter. Assigning ``params[name] = value`` copies the values in, so
+    the views (and the link to ``flat``) are never broken.
+    """
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype):
+        super().__init__()
+        sizes = [math.prod(shape) for shape in shapes.values()]
+        self.flat = np.zeros(sum(sizes), dtype=dtype)
+        offset = 0
+        for (name, shape), size in zip(shapes.items(), sizes):
+            super().__setitem__(name, self.flat[offset:offset + size].reshape(shape))
+            offset += size
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"no parameter named {name!r}; have {list(self)}")
+        if np.shape(value) != self[name].shape:
+            raise ValueError(f"{name} must have shape {self[name].shape}, got {np.shape(value)}")
+        self[name][...] = value
 
 
 class Network:
@@ -173,13 +201,14 @@ class NotebookNet(Network):
         super().__init__(loss, init, dtype)
         rng = np.random.default_rng(seed)
         dt = self.dtype
-        self.params = {
-            "w1": _init_weight(rng, (128, 28), 28, 128, init, dt),
-            "b1": _init_bias(rng, (128, 28), init, dt),
-            "w2": _init_weight(rng, (10, 128), 128, 10, init, dt),
-            "b2": _init_bias(rng, (10, 28), init, dt),
-            "w3": _init_weight(rng, (28, 1), 28, 1, init, dt),
-        }
+        self.params = ParamDict({"w1": (128, 28), "b1": (128, 28), "w2": (10, 128),
+                                 "b2": (10, 28), "w3": (28, 1)}, dt)
+        # Drawn in this order, so a seed gives the same weights as before the flat layout.
+        self.params["w1"] = _init_weight(rng, (128, 28), 28, 128, init, dt)
+        self.params["b1"] = _init_bias(rng, (128, 28), init, dt)
+        self.params["w2"] = _init_weight(rng, (10, 128), 128, 10, init, dt)
+        self.params["b2"] = _init_bias(rng, (10, 28), init, dt)
+        self.params["w3"] = _init_weight(rng, (28, 1), 28, 1, init, dt)
 
     @property
     def output(self) -> str:
@@ -237,11 +266,17 @@ class DenseMLP(Network):
         self.activation = activation
         self.sizes = (784, *hidden, 10)
         rng = np.random.default_rng(seed)
-        self.params = {}
-        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+        self.n_layers = len(self.sizes) - 1
+        layers = list(enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1))
+        shapes = {}
+        for i, (n_in, n_out) in layers:
+            shapes[f"w{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
+        self.params = ParamDict(shapes, self.dtype)
+        for i, (n_in, n_out) in layers:
             self.params[f"w{i}"] = _init_weight(rng, (n_in, n_out), n_in, n_out, init, self.dtype)
             self.params[f"b{i}"] = _init_bias(rng, (n_out,), init, self.dtype)
-        self.n_layers = len(self.sizes) - 1
+        self._grads: ParamDict | None = None  # the fast path's gradient buffers
+        self._workspace: dict = {}  # the fast path's activation buffers, for one batch size
 
     def config(self) -> dict:
         return {"kind": self.kind, "hidden": list(self.hidden), "activation": self.activation,
@@ -273,6 +308,71 @@ class DenseMLP(Network):
                 dh = dz @ self.params[f"w{i}"].T  # (N, n_out) @ (n_out, n_in)
                 dz = act_backward(c[f"z{i - 1}"], h_prev, dh)
         return {name: grads[name] for name in self.params}
+
+
+    def loss_and_grads(self, x, labels):
+        """As ``Network.loss_and_grads``; for relu with cross-entropy (the usual case) a
+        fused path that reuses its buffers: the returned gradients are overwritten by the
+        next call (copy them to keep them). Tests check both paths give the same numbers."""
+        if self.activation != "relu" or self.loss != "cross_entropy":
+            return super().loss_and_grads(x, labels)
+        x = self._as_input(x)
+        labels = np.asarray(labels)
+        n = len(x)
+        if labels.shape != (n,) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+            raise ValueError(f"labels must be integers 0..9 of shape ({n},), got {labels.dtype}{labels.shape}")
+        return self._relu_cross_entropy_step(x.reshape(n, 784), labels)
+
+    def _buffers(self, n):
+        """Activation buffers for a batch of ``n``, allocated once per batch size."""
+        if self._workspace.get("n") != n:
+            self._workspace = {
+                "n": n,
+                "rows": np.arange(n),
+                "h": [None] + [np.empty((n, size), self.dtype) for size in self.sizes[1:]],
+                "dh": [None] + [np.empty((n, size), self.dtype) for size in self.sizes[1:-1]],
+                "mask": [None] + [np.empty((n, size), bool) for size in self.sizes[1:-1]],
+            }
+        if self._grads is None:
+            self._grads = ParamDict(self.param_shapes(), self.dtype)
+        return self._workspace
+
+    def _relu_cross_entropy_step(self, x, labels):
+        # The same math as _forward + loss_and_grad + backward, written into preallocated
+        # buffers (no allocation per step) and with relu applied in place: relu'(z) is
+        # [z > 0] == [relu(z) > 0], so z itself need not be kept.
+        ws = self._buffers(len(x))
+        p, g = self.params, self._grads
+        n, rows, hs = ws["n"], ws["rows"], ws["h"]
+        hs[0] = x  # (N, 784)
+        for i in range(1, self.n_layers + 1):
+            z = hs[i]  # (N, n_out)
+            np.matmul(hs[i - 1], p[f"w{i}"], out=z)  # (N, n_in) @ (n_in, n_out)
+            z += p[f"b{i}"]
+            if i < self.n_layers:
+                np.maximum(z, 0, out=z)  # h_i = relu(z_i), in place
+        # Softmax cross-entropy, fused and in place on the logits (N, 10):
+        logits = hs[-1]
+        logits -= logits.max(axis=1, keepdims=True)  # max entry 0: exp cannot overflow
+        true_logit = logits[rows, labels]  # (N,)
+        np.exp(logits, out=logits)
+        sums = logits.sum(axis=1, keepdims=True)  # (N, 1), >= 1
+        loss = float(np.mean(np.log(sums[:, 0]) - true_logit))  # mean of -log softmax[true]
+        logits /= sums  # softmax probabilities
+        logits[rows, labels] -= 1  # dL/dlogits = (p - onehot) / N
+        logits *= 1.0 / n
+        dz = logits
+        for i in range(self.n_layers, 0, -1):
+            h_prev = hs[i - 1]  # (N, n_in)
+            np.matmul(h_prev.T, dz, out=g[f"w{i}"])  # (n_in, N) @ (N, n_out)
+            np.sum(dz, axis=0, out=g[f"b{i}"])  # (n_out,)
+            if i > 1:
+                dh = ws["dh"][i - 1]
+                np.matmul(dz, p[f"w{i}"].T, out=dh)  # (N, n_out) @ (n_out, n_in)
+                np.greater(h_prev, 0, out=ws["mask"][i - 1])
+                np.multiply(dh, ws["mask"][i - 1], out=dh)  # relu'
+                dz = dh
+        return loss, g
 
 
 def build_model(config: dict, seed: int = 0) -> Network:

@@ -143,7 +143,9 @@ def test_failed_save_mismatched_param_keeps_previous_file(tmp_path):
     path = save_model(_notebook(), tmp_path / "m.npz")
     before = path.read_bytes()
     broken = _dense()
-    broken.params["w1"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError, match="w1"):  # ParamDict refuses a wrong shape itself...
+        broken.params["w1"] = np.zeros((3, 3), np.float32)
+    dict.__setitem__(broken.params, "w1", np.zeros((3, 3), np.float32))  # ...so force one in
     with pytest.raises(ValueError, match="w1"):
         save_model(broken, path)
     broken = _dense()

@@ -1,0 +1,89 @@
+"""The fast paths compute the same numbers as the checked ones.
+
+DenseMLP's fused relu + cross-entropy step and the optimizers' flat-array updates exist
+only for speed; the gradient checks (finite differences, TensorFlow) test the generic
+forward/backward. Here the fast paths are held to the generic ones.
+"""
+
+import numpy as np
+import pytest
+
+from mlp_core import DenseMLP, make_optimizer
+from mlp_core.losses import loss_and_grad
+from mlp_core.networks import Network, ParamDict
+
+
+def generic_loss_and_grads(model, x, labels):
+    """The checked path: Network.loss_and_grads, bypassing DenseMLP's override."""
+    return Network.loss_and_grads(model, x, labels)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("hidden", [(128, 64), (256, 128), (32,), (64, 32, 16)])
+def test_fused_dense_step_equals_generic_path(mnist, hidden, dtype, rtol):
+    (x_train, y_train), _ = mnist
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(x_train), 96, replace=False)
+    x, labels = x_train[idx].astype(dtype) / 255, y_train[idx]
+    model = DenseMLP(hidden=hidden, seed=1, dtype=dtype)
+    fast_loss, fast = model.loss_and_grads(x, labels)
+    fast = {k: v.copy() for k, v in fast.items()}  # the fast path reuses its buffers
+    slow_loss, slow = generic_loss_and_grads(model, x, labels)
+    assert fast_loss == pytest.approx(slow_loss, rel=rtol)
+    for name in model.params:
+        scale = np.abs(slow[name]).max()
+        np.testing.assert_allclose(fast[name], slow[name], rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+def test_fused_step_handles_a_change_of_batch_size(mnist):
+    (x_train, y_train), _ = mnist
+    model = DenseMLP(hidden=(16,), dtype=np.float64)
+    for n in (5, 17, 5):
+        x, labels = x_train[:n] / 255.0, y_train[:n]
+        fast_loss, _ = model.loss_and_grads(x, labels)
+        assert fast_loss == pytest.approx(generic_loss_and_grads(model, x, labels)[0], rel=1e-12)
+
+
+def test_fused_step_refuses_bad_labels():
+    model = DenseMLP(hidden=(8,))
+    x = np.zeros((3, 784), np.float32)
+    with pytest.raises(ValueError, match="labels"):
+        model.loss_and_grads(x, np.array([1, 2, 10]))
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_flat_optimizer_update_equals_per_parameter_update(name):
+    """Same gradients through the flat path (ParamDicts) and the per-name path (plain
+    dicts): bit-for-bit the same parameters after many steps, including the Adam steps
+    where subnormal moments are flushed."""
+    rng = np.random.default_rng(3)
+    shapes = {"w1": (20, 7), "b1": (7,), "w2": (7, 3), "b2": (3,)}
+    flat_params = ParamDict(shapes, np.float32)
+    for k in shapes:
+        flat_params[k] = rng.standard_normal(shapes[k])
+    dict_params = {k: v.copy() for k, v in flat_params.items()}
+    flat_opt, dict_opt = make_optimizer(name, 0.01), make_optimizer(name, 0.01)
+    grads = ParamDict(shapes, np.float32)
+    for step in range(900):  # 0.9^n * 0.1 is subnormal in float32 for n in ~810..960
+        for k in shapes:
+            g = rng.standard_normal(shapes[k]).astype(np.float32)
+            g[0] = 0  # gradients that stay exactly 0 drive Adam's moments subnormal
+            grads[k] = g
+        flat_opt.step(flat_params, grads)
+        dict_opt.step(dict_params, {k: v.copy() for k, v in grads.items()})
+    for k in shapes:
+        np.testing.assert_array_equal(flat_params[k], dict_params[k], err_msg=k)
+    if name == "adam":
+        tiny = np.finfo(np.float32).tiny
+        m = flat_opt.m.flat
+        assert not np.any((m != 0) & (np.abs(m) < tiny)), "subnormal moments were not flushed"
+        # The zero-gradient rows would hold subnormals by now had they not been flushed.
+        assert np.all(flat_opt.m["w1"][0] == 0)
+
+
+def test_param_dict_keeps_its_views():
+    params = ParamDict({"w1": (2, 3), "b1": (3,)}, np.float64)
+    params["w1"] = np.ones((2, 3))
+    assert params.flat[:6].sum() == 6  # assignment wrote through to the flat array
+    with pytest.raises(ValueError, match="shape"):
+        params["b1"] = np.ones(4)
