@@ -64,10 +64,11 @@ def loss_figure(steps, losses, *, log_y: bool = False, x_max: int | None = None,
         if log_y:  # log axis: zero or negative losses cannot be drawn
             raw_y = np.where(raw_y > 0, raw_y, np.nan)
             trend_y = np.where(trend_y > 0, trend_y, np.nan)
-        fig.add_trace(go.Scatter(x=steps[keep], y=raw_y.astype(np.float32), mode="lines",
+        x = steps[keep].astype(np.int32)  # (<= MAX_CURVE_POINTS,) step numbers
+        fig.add_trace(go.Scatter(x=x, y=raw_y.astype(np.float32), mode="lines",
                                  name="loss of each step", line=dict(color=RAW_COLOUR, width=1),
                                  hovertemplate="step %{x}<br>loss %{y:.4f}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=steps[keep], y=trend_y.astype(np.float32), mode="lines",
+        fig.add_trace(go.Scatter(x=x, y=trend_y.astype(np.float32), mode="lines",
                                  name=f"smoothed (mean of {window} steps)",
                                  line=dict(color=SMOOTH_COLOUR, width=2.5),
                                  hovertemplate="step %{x}<br>smoothed %{y:.4f}<extra></extra>"))
@@ -94,7 +95,8 @@ def accuracy_figure(val_steps, val_accuracy, *, x_max: int | None = None,
     acc = np.asarray(val_accuracy, dtype=np.float64) * 100
     fig = go.Figure()
     if len(val_steps):
-        fig.add_trace(go.Scatter(x=val_steps, y=acc, mode="lines+markers", name="validation",
+        fig.add_trace(go.Scatter(x=val_steps.astype(np.int32), y=acc.astype(np.float32),
+                                 mode="lines+markers", name="validation",
                                  line=dict(color=ACC_COLOUR, width=2.5), marker=dict(size=5),
                                  hovertemplate="step %{x}<br>%{y:.1f}% right<extra></extra>"))
     last = float(val_steps[-1]) if len(val_steps) else 0.0
@@ -205,6 +207,18 @@ def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 560) -
     z = np.round(mosaic * 127).astype(np.int8)  # colour levels: see the module docstring
     fig = go.Figure(go.Heatmap(z=z, zmin=-127, zmax=127, zmid=0, colorscale=DIVERGING,
                                showscale=False, hoverinfo="skip"))
+    rows = math.ceil(n / cols)
+    # grey frame lines between the pictures: one trace of segments separated by None
+    # (much faster to build than one layout shape per line)
+    xs, ys = [], []
+    for c in range(1, cols):
+        xs += [c * 29 - 1, c * 29 - 1, None]
+        ys += [-0.5, rows * 29 - 1.5, None]
+    for r in range(1, rows):
+        xs += [-0.5, cols * 29 - 1.5, None]
+        ys += [r * 29 - 1, r * 29 - 1, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9a9a9a", width=1),
+                             hoverinfo="skip", showlegend=False))
     fig.update_layout(
         title=dict(text=f"The {n} neurons of layer 1, each as a 28 × 28 picture of its weights"),
         height=height, margin=dict(l=10, r=10, t=40, b=10),
@@ -238,18 +252,14 @@ def histogram_figure(values: np.ndarray, name: str, *, bins: int = 60,
 
 
 # --- testing -------------------------------------------------------------------------------
-def digit_figure(image: np.ndarray, *, title: str = "What the network sees (28 × 28)",
-                 height: int = 300) -> go.Figure:
-    """A 28x28 image in [0, 1], white ink on black, pixel by pixel."""
+def upscale_digit(image: np.ndarray, scale: int = 10) -> np.ndarray:
+    """A (28, 28) image in [0, 1] as a (28*scale, 28*scale) uint8 picture for ``st.image``,
+    every pixel a crisp square (no smoothing), so one can count the 28 x 28 pixels."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape != (28, 28):
         raise ValueError(f"image must have shape (28, 28), got {image.shape}")
-    fig = go.Figure(go.Heatmap(z=image, zmin=0, zmax=1, colorscale="gray", showscale=False,
-                               hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>"))
-    fig.update_layout(title=dict(text=title), height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis=dict(visible=False, scaleanchor="y", constrain="domain"),
-                      yaxis=dict(visible=False, autorange="reversed", constrain="domain"))
-    return fig
+    big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)  # (28*scale, 28*scale)
+    return np.round(np.clip(big, 0, 1) * 255).astype(np.uint8)
 
 
 def probability_figure(probabilities: np.ndarray, *, height: int = 300) -> go.Figure:
@@ -285,12 +295,14 @@ def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 8) -> 
     mosaic = tile_images(padded, cols, gap=3, fill=np.nan)
     fig = go.Figure(go.Heatmap(z=mosaic.astype(np.float32), zmin=0, zmax=1, colorscale="gray",
                                showscale=False, hoverinfo="skip"))
+    annotations = []
     for i in range(n):
         r, c = divmod(i, cols)
         right = int(y_pred[i]) == int(y_true[i])
         text = f"✓ {int(y_pred[i])}" if right else f"✗ {int(y_pred[i])} (is {int(y_true[i])})"
-        fig.add_annotation(x=c * 31 + 13.5, y=r * (28 + band + 3) + band / 2, text=f"<b>{text}</b>",
-                           showarrow=False, font=dict(size=13, color=RIGHT if right else WRONG))
+        annotations.append(dict(x=c * 31 + 13.5, y=r * (28 + band + 3) + band / 2,
+                                text=f"<b>{text}</b>", showarrow=False,
+                                font=dict(size=13, color=RIGHT if right else WRONG)))
     rows = max(1, math.ceil(n / cols))
     correct = int(np.sum(y_true == y_pred))
     fig.update_layout(
@@ -298,7 +310,7 @@ def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 8) -> 
         margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(visible=False, scaleanchor="y", constrain="domain"),
         yaxis=dict(visible=False, autorange="reversed", constrain="domain"),
-        plot_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)", annotations=annotations,
     )
     return fig
 

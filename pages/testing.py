@@ -39,36 +39,44 @@ elif status.status == "diverged" and not status.running:
 if status.running:
     st.caption("Training is running: the answers use the weights as they are right now.")
 
-draw, seen, answer = st.columns([1.1, 1, 1.2])
-with draw:
-    st.subheader("1. Draw a digit")
-    st.caption("Hold the mouse button down and draw one digit, big, in the black box.")
-    result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
-                       height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw",
-                       return_image_data=True, key=f"canvas_{st.session_state.get('canvas_round', 0)}")
-    st.button("Clear", on_click=_clear, help="Wipe the canvas to draw another digit.")
-try:
-    pixels = result.image_data
-except Exception:  # a malformed drawing message: treat as no drawing
-    pixels = None
-image, problem = digit_from_canvas(pixels)
-with seen:
-    st.subheader("2. What the network sees")
-    if image is None:
-        st.info(problem)
-    else:
-        st.plotly_chart(figures.digit_figure(image, title="28 × 28, as the network receives it"),
-                        key="seen_digit")
-with answer:
-    st.subheader("3. Its answer")
-    if image is None:
-        st.metric("Prediction", "–", help="The digit the network thinks you drew.")
-    else:
-        probabilities = lab.predict_proba(image)[0]  # (10,)
-        digit = int(np.argmax(probabilities))
-        st.metric("Prediction", digit, help="The digit the network thinks you drew.")
-        st.caption(f"{probabilities[digit]:.0%} sure.")
-        st.plotly_chart(figures.probability_figure(probabilities), key="probabilities")
+
+@st.fragment
+def draw_and_predict() -> None:
+    """Only this part reruns after a stroke, so the answer comes back quickly."""
+    draw, seen, answer = st.columns([1.1, 1, 1.2])
+    with draw:
+        st.subheader("1. Draw a digit")
+        st.caption("Hold the mouse button down and draw one digit, big, in the black box.")
+        result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
+                           background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
+                           drawing_mode="freedraw", return_image_data=True,
+                           key=f"canvas_{st.session_state.get('canvas_round', 0)}")
+        st.button("Clear", on_click=_clear, help="Wipe the canvas to draw another digit.")
+    try:
+        pixels = result.image_data
+    except Exception:  # a malformed drawing message: treat as no drawing
+        pixels = None
+    image, problem = digit_from_canvas(pixels)
+    with seen:
+        st.subheader("2. What the network sees")
+        if image is None:
+            st.info(problem)
+        else:
+            st.image(figures.upscale_digit(image), width=CANVAS_SIZE,
+                     caption="28 × 28, as the network receives it")
+    with answer:
+        st.subheader("3. Its answer")
+        if image is None:
+            st.metric("Prediction", "–", help="The digit the network thinks you drew.")
+        else:
+            probabilities = lab.predict_proba(image)[0]  # (10,)
+            digit = int(np.argmax(probabilities))
+            st.metric("Prediction", digit, help="The digit the network thinks you drew.")
+            st.caption(f"{probabilities[digit]:.0%} sure.")
+            st.plotly_chart(figures.probability_figure(probabilities), key="probabilities")
+
+
+draw_and_predict()
 
 st.header("Random test images")
 st.caption("Images from the 10,000 MNIST test images, which the network never trains on. Above "

@@ -94,7 +94,7 @@ def live_training(polling: bool) -> None:
     m3.metric("Validation accuracy", val,
               help="Share of 1,000 images the network never trains on that it gets right.")
     speed = status.samples_per_second
-    m4.metric("Speed", f"{speed:,.0f} images/s" if speed else "–",
+    m4.metric("Speed (images/s)", f"{speed:,.0f}" if speed else "–",
               help="How many training images per second this run gets through.")
     x_max = (snap.step - status.run_done + status.run_steps) if status.running else snap.step
     log_y = st.toggle("Log scale for the loss", key="train_log_y", persist_state="session",

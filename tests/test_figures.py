@@ -120,6 +120,7 @@ def test_neuron_grid_shows_each_neuron_as_its_28x28_weights():
     w1 = rng.normal(size=(784, 10))
     fig = figures.neuron_grid(w1)  # 10 neurons -> 4 columns of 29-px tiles
     z = values(fig.data[0].z).astype(float)
+    assert len(fig.data) == 2  # the pictures, then the grey frame lines
     assert z.shape == (3 * 29 - 1, 4 * 29 - 1)
     j = 5  # row 1, column 1 of the grid
     tile = z[29:29 + 28, 29:29 + 28] / 127
@@ -140,10 +141,12 @@ def test_histogram_counts_every_value():
 def test_digit_and_probability_figures():
     image = np.zeros((28, 28), np.float32)
     image[5:20, 14] = 1
-    fig = figures.digit_figure(image)
-    np.testing.assert_array_equal(values(fig.data[0].z), image)
+    big = figures.upscale_digit(image, scale=10)
+    assert big.shape == (280, 280) and big.dtype == np.uint8
+    np.testing.assert_array_equal(big[::10, ::10], image * 255)  # each pixel a 10x10 square
+    assert (big[50:60, 140:150] == 255).all()
     with pytest.raises(ValueError, match="28, 28"):
-        figures.digit_figure(np.zeros((10, 10)))
+        figures.upscale_digit(np.zeros((10, 10)))
     p = np.full(10, 0.05)
     p[7] = 0.55
     bars = figures.probability_figure(p).data[0]

@@ -1,0 +1,58 @@
+"""Helpers for the browser tests: navigate, read metrics, screenshots, measurements."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 1000}
+PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test"}
+
+
+def go(page, name: str) -> None:
+    """Click a page in the sidebar navigation and wait for its title."""
+    page.get_by_test_id("stSidebarNavLink").filter(has_text=name).click()
+    page.get_by_role("heading", name=PAGE_TITLES[name], exact=True).first.wait_for()
+
+
+def assert_no_exception(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0, "an exception box is on the page"
+    assert page.get_by_text("Something went wrong").count() == 0, "the friendly error box is shown"
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.get_by_test_id("stMetric").filter(has_text=label).first
+    return metric.get_by_test_id("stMetricValue").inner_text().strip()
+
+
+def screenshot(page, name: str, height: int | None = None) -> Path:
+    """Save docs/screenshots/<name>.png (Streamlit scrolls inside its own container, so a
+    taller viewport, not full_page, shows more of a page)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    for button in page.locator('[data-testid="stToast"] button').all():  # toasts hide content
+        try:
+            button.click(timeout=1000)
+        except Exception:  # it closed by itself meanwhile
+            pass
+    if height:
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+        page.wait_for_timeout(700)  # let charts re-layout
+    page.screenshot(path=str(path))
+    if height:
+        page.set_viewport_size(VIEWPORT)
+    return path
+
+
+def record(name: str, value) -> None:
+    """Print a measurement; also add it to $MLP_LAB_MEASUREMENTS (a JSON file) if set."""
+    print(f"MEASURED {name}: {value}")
+    target = os.environ.get("MLP_LAB_MEASUREMENTS")
+    if target:
+        path = Path(target)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[name] = value
+        path.write_text(json.dumps(data, indent=2))
