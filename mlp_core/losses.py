@@ -42,17 +42,27 @@ def output_layer(logits: np.ndarray, output: str) -> np.ndarray:
     raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 
 
-def loss_and_grad(logits: np.ndarray, labels: np.ndarray, loss: str, output: str):
-    """Return ``(loss, d_logits)``: the batch-mean loss as a Python float and dL/dlogits (N, C).
-
-    ``labels`` are integer digits of shape (N,).
-    """
-    n, n_classes = logits.shape
+def check_labels(labels, n: int, n_classes: int = 10) -> np.ndarray:
+    """``labels`` as an array of N integer digits 0..n_classes-1, or a clear ValueError."""
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     if labels.dtype.kind not in "iu" or (n and (labels.min() < 0 or labels.max() >= n_classes)):
-        raise ValueError(f"labels must be integers 0..{n_classes - 1}, got {labels.dtype} {labels.min()}..{labels.max()}")
+        raise ValueError(f"labels must be integers 0..{n_classes - 1}, got {labels.dtype} "
+                         f"{labels.min() if n else ''}..{labels.max() if n else ''}")
+    return labels
+
+
+def loss_and_grad(logits: np.ndarray, labels: np.ndarray, loss: str, output: str,
+                  checked: bool = False):
+    """Return ``(loss, d_logits)``: the batch-mean loss as a Python float and dL/dlogits (N, C).
+
+    ``labels`` are integer digits of shape (N,); ``checked=True`` says the caller has
+    already validated them (the trainer does, once, for the whole training set).
+    """
+    n, n_classes = logits.shape
+    if not checked:
+        labels = check_labels(labels, n, n_classes)
     rows = np.arange(n)
     if loss == "cross_entropy":
         if output != "softmax":
@@ -70,7 +80,7 @@ def loss_and_grad(logits: np.ndarray, labels: np.ndarray, loss: str, output: str
         out = output_layer(logits, output)  # (N, C)
         diff = out.copy()  # out - onehot
         diff[rows, labels] -= 1
-        value = float(np.sum(diff * diff) / n)
+        value = float(np.vdot(diff, diff)) / n
         d_out = diff * (2 / n)  # dL/dout, (N, C)
         if output == "relu":
             return value, d_out * (logits > 0)

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .losses import LOSSES, loss_and_grad, output_layer
+from .losses import LOSSES, check_labels, loss_and_grad, output_layer
 
 INITS = ("notebook", "he", "xavier")
 
@@ -86,6 +86,7 @@ class Network:
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.cache: dict[str, np.ndarray] = {}
+        self._grads: ParamDict | None = None  # gradient buffers reused by loss_and_grads
 
     @property
     def output(self) -> str:
@@ -126,16 +127,25 @@ class Network:
         logits, self.cache = self._forward(self._as_input(x))
         return output_layer(logits, self.output)
 
-    def backward(self, d_logits: np.ndarray) -> dict[str, np.ndarray]:
+    def backward(self, d_logits: np.ndarray, out: ParamDict | None = None) -> dict[str, np.ndarray]:
         """Gradients of the loss w.r.t. every parameter, by name, given dL/dlogits (N, 10)
-        for the batch of the last ``forward``."""
+        for the batch of the last ``forward``; written into ``out`` if given."""
         raise NotImplementedError
 
-    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray):
-        """One forward and backward pass: ``(batch-mean loss, gradients by name)``."""
+    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray, checked: bool = False):
+        """One forward and backward pass: ``(batch-mean loss, gradients by name)``.
+
+        The gradients are written into buffers this model reuses: the next call
+        overwrites them (copy them to keep them). ``checked=True`` skips validating the
+        labels (for a caller that validated them once already)."""
         logits, self.cache = self._forward(self._as_input(x))
-        value, d_logits = loss_and_grad(logits, labels, self.loss, self.output)
-        return value, self.backward(d_logits)
+        value, d_logits = loss_and_grad(logits, labels, self.loss, self.output, checked)
+        return value, self.backward(d_logits, out=self._grad_buffers())
+
+    def _grad_buffers(self) -> ParamDict:
+        if self._grads is None:
+            self._grads = ParamDict(self.param_shapes(), self.dtype)
+        return self._grads
 
     def loss_value(self, x: np.ndarray, labels: np.ndarray) -> float:
         logits, _ = self._forward(self._as_input(x))
@@ -223,26 +233,38 @@ class NotebookNet(Network):
     def _forward(self, x):
         p = self.params
         x = x.reshape(len(x), 28, 28)  # (N, 28, 28): rows x columns of each image
-        z1 = p["w1"] @ x + p["b1"]  # (128, 28) @ (N, 28, 28) -> (N, 128, 28)
-        h1 = np.maximum(z1, 0)  # (N, 128, 28)
-        z2 = p["w2"] @ h1 + p["b2"]  # (10, 128) @ (N, 128, 28) -> (N, 10, 28)
-        h2 = np.maximum(z2, 0)  # (N, 10, 28)
+        h1 = p["w1"] @ x  # (128, 28) @ (N, 28, 28) -> (N, 128, 28)
+        h1 += p["b1"]
+        np.maximum(h1, 0, out=h1)  # relu in place: relu'(z) = [relu(z) > 0], z not needed
+        h2 = p["w2"] @ h1  # (10, 128) @ (N, 128, 28) -> (N, 10, 28)
+        h2 += p["b2"]
+        np.maximum(h2, 0, out=h2)
         logits = (h2 @ p["w3"])[:, :, 0]  # (N, 10, 28) @ (28, 1) -> (N, 10)
-        return logits, {"x": x, "z1": z1, "h1": h1, "z2": z2, "h2": h2}
+        return logits, {"x": x, "h1": h1, "h2": h2}
 
-    def backward(self, d_logits):
+    def backward(self, d_logits, out=None):
         c, p = self.cache, self.params
         h2, h1, x = c["h2"], c["h1"], c["x"]
+        g = out if out is not None else ParamDict(self.param_shapes(), self.dtype)
         # logits[n, i] = sum_k h2[n, i, k] w3[k]
-        dw3 = np.tensordot(h2, d_logits, axes=([0, 1], [0, 1]))[:, None]  # (28, 1)
-        dz2 = d_logits[:, :, None] * p["w3"][:, 0] * (c["z2"] > 0)  # (N, 10, 28)
-        db2 = dz2.sum(axis=0)  # (10, 28)
-        # z2[n] = w2 @ h1[n]: dw2 = sum_n dz2[n] @ h1[n].T, contracted over n and columns
-        dw2 = np.tensordot(dz2, h1, axes=([0, 2], [0, 2]))  # (10, 128)
-        dz1 = (p["w2"].T @ dz2) * (c["z1"] > 0)  # (128, 10) @ (N, 10, 28) -> (N, 128, 28)
-        db1 = dz1.sum(axis=0)  # (128, 28)
-        dw1 = np.tensordot(dz1, x, axes=([0, 2], [0, 2]))  # (128, 28)
-        return {"w1": dw1, "b1": db1, "w2": dw2, "b2": db2, "w3": dw3}
+        np.matmul(h2.reshape(-1, 28).T, d_logits.reshape(-1), out=g["w3"][:, 0])  # (28,)
+        dz2 = d_logits[:, :, None] * p["w3"][:, 0]  # (N, 10, 1) * (28,) -> (N, 10, 28)
+        dz2 *= h2 > 0  # relu'
+        dz2.sum(axis=0, out=g["b2"])  # (10, 28)
+        _sum_of_products(dz2, h1, out=g["w2"])  # sum_n dz2[n] @ h1[n].T: (10, 128)
+        dz1 = p["w2"].T @ dz2  # (128, 10) @ (N, 10, 28) -> (N, 128, 28)
+        dz1 *= h1 > 0
+        dz1.sum(axis=0, out=g["b1"])  # (128, 28)
+        _sum_of_products(dz1, x, out=g["w1"])  # sum_n dz1[n] @ x[n].T: (128, 28)
+        return g
+
+
+def _sum_of_products(a, b, out):
+    """sum_n a[n] @ b[n].T for a (N, I, K) and b (N, J, K), into out (I, J)."""
+    if len(a) == 1:  # the notebook's batch of one: a single small matmul, least overhead
+        return np.matmul(a[0], b[0].T, out=out)
+    out[...] = np.tensordot(a, b, axes=([0, 2], [0, 2]))  # one large matmul over n and k
+    return out
 
 
 class DenseMLP(Network):
@@ -275,7 +297,6 @@ class DenseMLP(Network):
         for i, (n_in, n_out) in layers:
             self.params[f"w{i}"] = _init_weight(rng, (n_in, n_out), n_in, n_out, init, self.dtype)
             self.params[f"b{i}"] = _init_bias(rng, (n_out,), init, self.dtype)
-        self._grads: ParamDict | None = None  # the fast path's gradient buffers
         self._workspace: dict = {}  # the fast path's activation buffers, for one batch size
 
     def config(self) -> dict:
@@ -296,9 +317,10 @@ class DenseMLP(Network):
             h = act(z)
             cache[f"z{i}"], cache[f"h{i}"] = z, h
 
-    def backward(self, d_logits):
+    def backward(self, d_logits, out=None):
         act_backward = ACTIVATIONS[self.activation].backward
-        c, grads = self.cache, {}
+        c = self.cache
+        grads = out if out is not None else ParamDict(self.param_shapes(), self.dtype)
         dz = d_logits  # (N, n_out) of the current layer
         for i in range(self.n_layers, 0, -1):
             h_prev = c[f"h{i - 1}"]  # (N, n_in)
@@ -307,20 +329,18 @@ class DenseMLP(Network):
             if i > 1:
                 dh = dz @ self.params[f"w{i}"].T  # (N, n_out) @ (n_out, n_in)
                 dz = act_backward(c[f"z{i - 1}"], h_prev, dh)
-        return {name: grads[name] for name in self.params}
+        return grads
 
 
-    def loss_and_grads(self, x, labels):
+    def loss_and_grads(self, x, labels, checked: bool = False):
         """As ``Network.loss_and_grads``; for relu with cross-entropy (the usual case) a
-        fused path that reuses its buffers: the returned gradients are overwritten by the
-        next call (copy them to keep them). Tests check both paths give the same numbers."""
+        fused path. Tests check both paths give the same numbers."""
         if self.activation != "relu" or self.loss != "cross_entropy":
-            return super().loss_and_grads(x, labels)
+            return super().loss_and_grads(x, labels, checked)
         x = self._as_input(x)
-        labels = np.asarray(labels)
         n = len(x)
-        if labels.shape != (n,) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
-            raise ValueError(f"labels must be integers 0..9 of shape ({n},), got {labels.dtype}{labels.shape}")
+        if not checked:
+            labels = check_labels(labels, n)
         return self._relu_cross_entropy_step(x.reshape(n, 784), labels)
 
     def _buffers(self, n):
@@ -333,8 +353,6 @@ class DenseMLP(Network):
                 "dh": [None] + [np.empty((n, size), self.dtype) for size in self.sizes[1:-1]],
                 "mask": [None] + [np.empty((n, size), bool) for size in self.sizes[1:-1]],
             }
-        if self._grads is None:
-            self._grads = ParamDict(self.param_shapes(), self.dtype)
         return self._workspace
 
     def _relu_cross_entropy_step(self, x, labels):
@@ -342,7 +360,7 @@ class DenseMLP(Network):
         # buffers (no allocation per step) and with relu applied in place: relu'(z) is
         # [z > 0] == [relu(z) > 0], so z itself need not be kept.
         ws = self._buffers(len(x))
-        p, g = self.params, self._grads
+        p, g = self.params, self._grad_buffers()
         n, rows, hs = ws["n"], ws["rows"], ws["h"]
         hs[0] = x  # (N, 784)
         for i in range(1, self.n_layers + 1):
@@ -365,7 +383,7 @@ class DenseMLP(Network):
         for i in range(self.n_layers, 0, -1):
             h_prev = hs[i - 1]  # (N, n_in)
             np.matmul(h_prev.T, dz, out=g[f"w{i}"])  # (n_in, N) @ (N, n_out)
-            np.sum(dz, axis=0, out=g[f"b{i}"])  # (n_out,)
+            dz.sum(axis=0, out=g[f"b{i}"])  # (n_out,)
             if i > 1:
                 dh = ws["dh"][i - 1]
                 np.matmul(dz, p[f"w{i}"].T, out=dh)  # (N, n_out) @ (n_out, n_in)

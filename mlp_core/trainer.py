@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .data import iterate_minibatches, scale
+from .losses import check_labels
 from .networks import Network
 from .optimizers import OPTIMIZERS, make_optimizer
 
@@ -144,9 +145,9 @@ class Trainer:
         self.model = model
         self.config = config
         self.x_train = _as_float_images(x_train)
-        self.y_train = np.asarray(y_train)
-        if len(self.x_train) != len(self.y_train):
-            raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(self.y_train)} labels")
+        if len(self.x_train) != len(y_train):
+            raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(y_train)} labels")
+        self.y_train = check_labels(y_train, len(self.x_train))  # once, not every step
         self.x_val = None if x_val is None else _as_float_images(x_val)
         self.y_val = None if y_val is None else np.asarray(y_val)
         extra = {"beta": config.momentum} if config.optimizer == "momentum" else {}
@@ -239,7 +240,7 @@ class Trainer:
                 with self._lock:
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
-                    loss, grads = model.loss_and_grads(xb, yb)  # loss of the current weights
+                    loss, grads = model.loss_and_grads(xb, yb, checked=True)  # loss of the current weights
                     if not math.isfinite(loss):
                         status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
                         break

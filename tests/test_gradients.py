@@ -123,7 +123,7 @@ def kink_pattern(model, x) -> list[np.ndarray]:
     out = model.forward(x)
     c = model.cache
     if isinstance(model, NotebookNet):
-        masks = [c["z1"] > 0, c["z2"] > 0]
+        masks = [c["h1"] > 0, c["h2"] > 0]  # h = relu(z): h > 0 <=> z > 0
         if model.output == "relu":
             masks.append(out > 0)  # out = relu(logits): logits > 0 <=> out > 0
         return masks
