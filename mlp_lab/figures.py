@@ -49,10 +49,11 @@ def thin(n: int, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
 
 
 def loss_figure(steps, losses, *, log_y: bool = False, x_max: int | None = None,
-                height: int = 340) -> go.Figure:
+                height: int = 340, revision: str | int = 0) -> go.Figure:
     """The loss per step: raw (thin, pale: every batch is different, so it jitters) and
     smoothed (bold: the trend). ``x_max`` fixes the x axis, e.g. to where the run will end,
-    so the curve grows into the chart instead of the chart rescaling every second."""
+    so the curve grows into the chart instead of the chart rescaling every second.
+    ``revision``: while it stays the same, a zoom the user made survives the refreshes."""
     steps = np.asarray(steps, dtype=np.float64)
     losses = np.asarray(losses, dtype=np.float64)
     fig = go.Figure()
@@ -76,7 +77,7 @@ def loss_figure(steps, losses, *, log_y: bool = False, x_max: int | None = None,
     right = max(float(x_max or 0), last, 10.0)
     fig.update_layout(
         title=dict(text="Loss: how wrong the network is (lower is better)"),
-        height=height, margin=dict(l=10, r=10, t=50, b=10),
+        height=height, uirevision=str(revision), margin=dict(l=10, r=10, t=50, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
         xaxis=dict(title=dict(text="training step"), range=[0, right * 1.02]),
         yaxis=dict(title=dict(text="loss"), type="log" if log_y else "linear",
@@ -88,7 +89,7 @@ def loss_figure(steps, losses, *, log_y: bool = False, x_max: int | None = None,
 
 
 def accuracy_figure(val_steps, val_accuracy, *, x_max: int | None = None,
-                    height: int = 260) -> go.Figure:
+                    height: int = 260, revision: str | int = 0) -> go.Figure:
     """Validation accuracy: the share of 1,000 held-out images (never trained on) that the
     network gets right, checked every few steps during training."""
     val_steps = np.asarray(val_steps, dtype=np.float64)
@@ -103,7 +104,7 @@ def accuracy_figure(val_steps, val_accuracy, *, x_max: int | None = None,
     right = max(float(x_max or 0), last, 10.0)
     fig.update_layout(
         title=dict(text="Validation accuracy: % of unseen images it gets right"),
-        height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
+        height=height, uirevision=str(revision), margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
         xaxis=dict(title=dict(text="training step"), range=[0, right * 1.02]),
         yaxis=dict(title=dict(text="% right"), range=[0, 101]),
     )
@@ -189,7 +190,7 @@ def tile_images(images: np.ndarray, cols: int, gap: int = 1, fill: float = 0.0) 
     return out
 
 
-def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 560) -> go.Figure:
+def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 700) -> go.Figure:
     """Every first-layer neuron of a dense MLP as a 28x28 picture of its 784 input weights.
 
     ``w1``: (784, n_neurons). Each picture is scaled to its own strongest weight, so faint

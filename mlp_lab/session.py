@@ -13,7 +13,14 @@ import traceback
 
 import streamlit as st
 
+from mlp_core.blas import set_blas_threads
+
 from .state import LabSession, LabStatus
+
+# One BLAS thread for the whole server process: many sessions train at once on a few cores,
+# and OpenBLAS's own threads waiting for each other made training many times slower
+# (see mlp_core/blas.py). dashboard.py also sets OPENBLAS_NUM_THREADS before NumPy loads.
+set_blas_threads(1)
 
 log = logging.getLogger("mlp_lab")
 if not log.handlers:  # the server's console shows when runs start, end and sessions close

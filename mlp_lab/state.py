@@ -274,6 +274,11 @@ class LabSession:
                  "test_accuracy": self.test_result.accuracy if self.test_result else None}
         return model_to_bytes(self.trainer.model_copy(), training=training, extra=extra)
 
+    @property
+    def trainer_id(self) -> int:
+        """Changes whenever a new model (fresh or loaded) is put in place."""
+        return self._generation
+
     def file_name(self) -> str:
         return f"mlp_lab_{self.choice.kind}_step{self.trainer.step}.npz"
 

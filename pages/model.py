@@ -132,7 +132,8 @@ st.button("Make this model (fresh weights)", type="primary", on_click=_apply,
 
 st.header("Save and load")
 st.caption("Keep a trained network as a small .npz file, or open one saved before (here or with "
-           "`python -m mlp_core train --out model.npz`).")
+           "`python -m mlp_core train --out model.npz`). Reloading the page or closing the tab "
+           "starts over with a fresh model, so download the one you want to keep.")
 s1, s2 = st.columns(2)
 with s1:
     st.download_button("Download model (.npz)", data=lab.to_bytes, file_name=lab.file_name(),

@@ -97,12 +97,15 @@ def live_training(polling: bool) -> None:
     m4.metric("Speed (images/s)", f"{speed:,.0f}" if speed else "–",
               help="How many training images per second this run gets through.")
     x_max = (snap.step - status.run_done + status.run_steps) if status.running else snap.step
+    revision = f"{lab.trainer_id}-{status.step - status.run_done}"  # a zoom lasts until the next run
     log_y = st.toggle("Log scale for the loss", key="train_log_y", persist_state="session",
                       help="A log scale spreads out small values, so you can still see the loss "
                            "improving when it is already close to 0.")
-    st.plotly_chart(figures.loss_figure(history.steps, history.losses, log_y=log_y, x_max=x_max),
+    st.plotly_chart(figures.loss_figure(history.steps, history.losses, log_y=log_y, x_max=x_max,
+                                        revision=f"{revision}-{log_y}"),
                     key="loss_chart")
-    st.plotly_chart(figures.accuracy_figure(history.val_steps, history.val_accuracy, x_max=x_max),
+    st.plotly_chart(figures.accuracy_figure(history.val_steps, history.val_accuracy, x_max=x_max,
+                                            revision=revision),
                     key="accuracy_chart")
     if polling and not status.running:
         st.rerun()  # the run ended: re-enable Train, show the toast, stop polling

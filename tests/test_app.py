@@ -327,3 +327,28 @@ def test_loss_trend_and_status_words():
         assert "Notebook net" in lines and "Steps trained: **0**" in lines
     finally:
         lab.close()
+
+
+def test_every_control_has_help_text(app):
+    """Every widget explains itself in plain words (the ? next to it)."""
+    for page in PAGES:
+        app.switch_page(page).run()
+        for kind in ("button", "select_slider", "selectbox", "radio", "text_input", "toggle",
+                     "download_button", "file_uploader"):
+            for widget in getattr(app, kind):
+                assert widget.help, f"{page}: {kind} {widget.label!r} has no help text"
+
+
+def test_the_app_does_not_import_tensorflow():
+    """TensorFlow is heavy and optional: the dashboard must start without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({str(ROOT / 'dashboard.py')!r}, default_timeout=60); at.run()\n"
+            f"for page in {PAGES!r}: at.switch_page(page).run()\n"
+            "assert not at.exception\n"
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]

@@ -38,6 +38,7 @@ WATCH_LOSS_CHART = """async (ms) => {
   observer.observe(document.body, {childList: true, subtree: true});
   const changes = [];
   let last = points();
+  const start_points = last;
   const start = performance.now();
   while (performance.now() - start < ms) {
     await new Promise(r => setTimeout(r, 25));
@@ -45,7 +46,7 @@ WATCH_LOSS_CHART = """async (ms) => {
     if (now !== last) { changes.push([performance.now() - start, now]); last = now; }
   }
   observer.disconnect();
-  return {changes, replaced, first: changes.length ? changes[0][1] : last, last};
+  return {changes, replaced, start: start_points, last};
 }"""
 
 
@@ -102,8 +103,10 @@ def test_live_training_curve_and_weights_during_the_run(page):
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Training: step").wait_for()
     watch = page.evaluate(WATCH_LOSS_CHART, 5000)
-    assert watch["last"] > watch["first"] > 0, f"the loss curve did not grow: {watch}"
-    times = [t for t, _ in watch["changes"]]
+    # (while Plotly redraws, the chart can briefly report no data: those reads are skipped)
+    growth = [n for _, n in watch["changes"] if n > 0]
+    assert growth and growth[-1] > max(watch["start"], growth[0]), f"the curve did not grow: {watch}"
+    times = [t for t, n in watch["changes"] if n > 0]
     rate = (len(times) - 1) / ((times[-1] - times[0]) / 1000) if len(times) > 1 else 0.0
     record("loss_chart_updates_per_second", round(rate, 2))
     record("loss_chart_dom_replacements_in_5s", watch["replaced"])
@@ -137,7 +140,7 @@ def test_draw_a_digit_and_see_the_prediction(page):
     set_steps(page, 2)  # 2,000 -> 500 steps: enough for a network that reads a clear "1"
     assert page.get_by_test_id("stSlider").filter(has_text="Steps").get_by_text("500").count()
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("Finished: trained 500 steps").wait_for(timeout=60_000)
+    page.get_by_text("Finished: trained 500 steps").first.wait_for(timeout=90_000)
 
     go(page, "Test")
     page.locator("canvas.upper-canvas").first.wait_for()
@@ -147,7 +150,7 @@ def test_draw_a_digit_and_see_the_prediction(page):
     value, seen = wait_for_metric_change(page, "Prediction", "–")
     latencies.append(seen - released)
     assert value == "1", f"a clear 1 was read as {value}"
-    assert page.get_by_text("28 × 28, as the network receives it").count() == 1
+    page.get_by_text("28 × 28, as the network receives it").wait_for()  # the preprocessed image
     assert_no_exception(page)
     for _ in range(2):  # clear and draw again: more latency samples
         page.get_by_role("button", name="Clear").click()
