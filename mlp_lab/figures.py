@@ -190,7 +190,8 @@ def tile_images(images: np.ndarray, cols: int, gap: int = 1, fill: float = 0.0) 
     return out
 
 
-def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 700) -> go.Figure:
+def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 700,
+                what: str = "its weights") -> go.Figure:
     """Every first-layer neuron of a dense MLP as a 28x28 picture of its 784 input weights.
 
     ``w1``: (784, n_neurons). Each picture is scaled to its own strongest weight, so faint
@@ -221,7 +222,7 @@ def neuron_grid(w1: np.ndarray, *, cols: int | None = None, height: int = 700) -
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#9a9a9a", width=1),
                              hoverinfo="skip", showlegend=False))
     fig.update_layout(
-        title=dict(text=f"The {n} neurons of layer 1, each as a 28 × 28 picture of its weights"),
+        title=dict(text=f"The {n} neurons of layer 1, each as a 28 × 28 picture of {what}"),
         height=height, margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(visible=False, scaleanchor="y", constrain="domain"),
         yaxis=dict(visible=False, autorange="reversed", constrain="domain"),
@@ -337,3 +338,16 @@ def confusion_figure(confusion: np.ndarray, *, height: int = 460) -> go.Figure:
                       yaxis=dict(title=dict(text="true digit"), tickmode="linear", dtick=1,
                                  autorange="reversed", scaleanchor="x"))
     return fig
+
+
+def warm_up() -> None:
+    """Build one small figure of each kind once: Plotly loads its validators on first use
+    (~0.2 s per kind), which would otherwise delay a student's first answer."""
+    rng = np.random.default_rng(0)
+    loss_figure([1, 2], [1.0, 0.5])
+    accuracy_figure([1], [0.5])
+    weight_heatmap(rng.normal(size=(3, 3)), "w")
+    histogram_figure(rng.normal(size=10), "w")
+    probability_figure(np.full(10, 0.1))
+    sample_grid_figure(np.zeros((1, 28, 28)), [0], [0])
+    confusion_figure(np.eye(10, dtype=np.int64))

@@ -43,7 +43,22 @@ def _release(lab: LabSession) -> None:
 @st.cache_resource(scope="session", on_release=_release,
                    show_spinner="Loading the 70,000 MNIST images (once per server)…")
 def _session_lab() -> LabSession:
-    return LabSession()
+    lab = LabSession()
+    _warm_up_once()
+    return lab
+
+
+_warmed_up = False
+
+
+def _warm_up_once() -> None:
+    """Pay Plotly's first-use cost while the first visitor waits for MNIST anyway."""
+    global _warmed_up
+    if not _warmed_up:
+        from . import figures
+
+        figures.warm_up()
+        _warmed_up = True
 
 
 def _leave_legacy_pages_mode() -> None:

@@ -31,7 +31,8 @@ def weight_views() -> None:
         params = {k: v - lab.initial_params[k] for k, v in params.items()}
     what = "change since the start" if change else "weights"
     note = f" — refreshed every {REFRESH_SECONDS:g} s while training runs" if lab.running else ""
-    st.markdown(f"Showing the **{what}** at step **{snap.step:,}**{note}.")
+    meaning = " Red: the weight grew; blue: it shrank; white: unchanged." if change else ""
+    st.markdown(f"Showing the **{what}** at step **{snap.step:,}**{note}.{meaning}")
     if snap.step == 0 and change:
         st.info("Nothing has changed yet: the network has not been trained. Press Train on the "
                 "Train page, then come back.")
@@ -41,7 +42,9 @@ def weight_views() -> None:
                    "picture of its 784 weights: one per pixel of the input image. Red areas "
                    "are where ink makes the neuron fire; blue areas where ink stops it. Each "
                    "square has its own colour scale, so faint neurons show up too.")
-        st.plotly_chart(figures.neuron_grid(params["w1"]), key="neuron_grid")
+        st.plotly_chart(figures.neuron_grid(
+            params["w1"], what="how its weights changed" if change else "its weights"),
+            key="neuron_grid")
     st.subheader("Every layer")
     for view in layer_views(lab.model):
         st.markdown(f"**{view.title}.** {view.caption}")

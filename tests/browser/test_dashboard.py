@@ -133,6 +133,12 @@ def test_live_training_curve_and_weights_during_the_run(page):
     assert int(metric_value(page, "Steps trained").replace(",", "")) > 0
     assert_no_exception(page)
 
+    go(page, "Weights")  # after training, what changed shows the strokes each neuron learned
+    page.get_by_text("Show the change since the start").click()
+    page.get_by_text("how its weights changed").wait_for()
+    assert_no_exception(page)
+    screenshot(page, "weights_change", height=1300)
+
 
 @pytest.mark.slow
 def test_draw_a_digit_and_see_the_prediction(page):
