@@ -1,0 +1,159 @@
+"""Training throughput through the dashboard's background trainer vs the CLI.
+
+    python benchmarks/bench_dashboard.py [--quick] [--steps 2000] [--rounds 5] [--json]
+
+Dashboard: ``mlp_lab.state.LabSession`` with the dense preset (what the Model page starts
+with), ``lab.start(steps)`` as the Train button does, and, while the run goes, the Train
+page's polling: ``lab.status()`` and ``lab.snapshot(include_params=False)`` once a second
+(``mlp_lab.session.POLL_SECONDS``). Its throughput = steps x batch / wall time of the
+run, from the start of the thread to its end, so it includes what the dashboard adds
+(the validation check every 100 steps on 1,000 held-out images, the polling). The
+dashboard's own figure (``status().samples_per_second``, validation time excluded) is
+reported next to it.
+
+CLI: ``python -m mlp_core train --model dense --steps N --json``, its samples_per_second
+(training steps only: start-up, data loading and the test evaluation are excluded). Both
+start from seed 0. The runs are interleaved: dashboard, CLI, dashboard, CLI, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+import benchlib as common
+
+
+def _poll(lab, stop_when_done) -> int:
+    """The Train page's fragment, once a second while the run goes. Returns the polls made."""
+    polls = 0
+    while not stop_when_done():
+        lab.status()
+        lab.snapshot(include_params=False)
+        polls += 1
+        for _ in range(20):  # wake up every 50 ms to notice the end, poll once a second
+            if stop_when_done():
+                break
+            time.sleep(0.05)
+    return polls
+
+
+def dashboard_run(steps: int) -> dict:
+    """One run through mlp_lab's LabSession, polled like the page polls it."""
+    from mlp_lab.state import LabSession, ModelChoice  # noqa: PLC0415
+
+    lab = LabSession(ModelChoice.preset("dense"))  # seed 0, fresh weights, as a new visitor gets
+    try:
+        message = lab.start(steps)
+        if message:
+            raise RuntimeError(f"LabSession.start refused: {message}")
+        polls = _poll(lab, lambda: not lab.running)
+        info = lab.run_info
+        status = lab.status()
+        wall = info.ended - info.started
+        if info.status not in ("finished", "time_up"):
+            raise RuntimeError(f"the dashboard run ended as {info.status!r}")
+        batch = lab.choice.batch_size
+        return {"api": "mlp_lab.state.LabSession", "steps": info.result_steps, "wall_seconds": wall,
+                "samples_per_second": info.result_steps * batch / wall,
+                "reported_samples_per_second": status.samples_per_second,
+                "train_seconds": info.result_seconds, "polls": polls, "status": info.status,
+                "model": lab.model.describe()}
+    finally:
+        lab.close()
+
+
+def fallback_run(steps: int) -> dict:
+    """Without mlp_lab.state: a Trainer in a threading.Thread with a 1 Hz snapshot poller."""
+    from mlp_core import Trainer, build_model, load_mnist, scale  # noqa: PLC0415
+    from mlp_core.presets import PRESETS  # noqa: PLC0415
+
+    model_cfg, train_cfg = PRESETS["dense"]
+    (x_train, y_train), _ = load_mnist()
+    trainer = Trainer(build_model(model_cfg, seed=0), scale(x_train), y_train, train_cfg)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run(steps=steps)), daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    polls = _poll(type("Lab", (), {"status": lambda self: None,
+                                   "snapshot": lambda self, **k: trainer.snapshot(**k)})(),
+                  lambda: not thread.is_alive())
+    wall = time.perf_counter() - start
+    result = outcome["result"]
+    return {"api": "fallback: Trainer in a thread", "steps": result.steps, "wall_seconds": wall,
+            "samples_per_second": result.steps * train_cfg.batch_size / wall,
+            "reported_samples_per_second": result.steps * train_cfg.batch_size / result.train_seconds,
+            "train_seconds": result.train_seconds, "polls": polls, "status": result.status,
+            "model": trainer.model.describe()}
+
+
+def run(quick: bool = False, steps: int | None = None, rounds: int | None = None) -> dict:
+    steps = steps or (150 if quick else 2000)
+    rounds = rounds or (1 if quick else 5)
+    try:
+        import mlp_lab.state  # noqa: F401, PLC0415
+
+        one_run, api = dashboard_run, "mlp_lab.state.LabSession"
+    except ImportError as exc:
+        common.log(f"dashboard: mlp_lab.state cannot be imported ({exc}); using the fallback")
+        one_run, api = fallback_run, "fallback"
+    dash, cli = [], []
+    for r in range(rounds):
+        dash.append(one_run(steps))
+        cli.append(common.run_cli(["train", "--model", "dense", "--steps", steps, "--seed", 0]))
+        common.log(f"dashboard: round {r + 1}/{rounds}: dashboard {dash[-1]['samples_per_second']:,.0f}/s "
+                   f"(reported {dash[-1]['reported_samples_per_second'] or 0:,.0f}/s), "
+                   f"CLI {cli[-1]['samples_per_second']:,.0f}/s")
+    d_wall = common.median([d["samples_per_second"] for d in dash])
+    d_reported = common.median([d["reported_samples_per_second"] for d in dash])
+    c = common.median([x["samples_per_second"] for x in cli])
+    model = dash[0]["model"]
+    figures = [
+        common.figure("dashboard_ratio", "Dashboard training throughput vs the CLI", d_wall, c,
+                      unit="samples/s", ref_name="CLI", goal={"on": "ratio", "op": ">=", "value": 0.8},
+                      note=f"{model}, {steps:,} steps, wall time of the run incl. validation"),
+        common.figure("dashboard_reported_ratio", "  dashboard, its own figure (validation excluded)",
+                      d_reported, c, unit="samples/s", ref_name="CLI"),
+    ]
+    return {
+        "benchmark": "dashboard",
+        "quick": quick,
+        "api": api,
+        "settings": {"preset": "dense", "model": model, "steps": steps, "rounds": rounds, "seed": 0},
+        "dashboard_runs": dash,
+        "cli_runs": [{k: x.get(k) for k in ("steps", "train_seconds", "samples_per_second", "test_accuracy")}
+                     for x in cli],
+        "dashboard_samples_per_second": d_wall,
+        "dashboard_reported_samples_per_second": d_reported,
+        "cli_samples_per_second": c,
+        "figures": figures,
+    }
+
+
+def human(result: dict) -> str:
+    rows = []
+    for i, (d, c) in enumerate(zip(result["dashboard_runs"], result["cli_runs"]), start=1):
+        rows.append([i, f"{d['samples_per_second']:,.0f}", f"{d['reported_samples_per_second'] or 0:,.0f}",
+                     d["polls"], f"{c['samples_per_second']:,.0f}"])
+    s = result["settings"]
+    return (f"Dashboard ({result['api']}) vs CLI: {s['model']}, {s['steps']:,} steps, dense preset\n\n"
+            + common.table(["round", "dashboard samples/s (wall)", "dashboard (reported)", "polls",
+                            "CLI samples/s"], rows)
+            + "\n\n" + common.figures_table(result["figures"]))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--steps", type=int, help="steps per run (default 2000, quick 150)")
+    parser.add_argument("--rounds", type=int, help="runs of each (default 5, quick 1)")
+    args = parser.parse_args(argv)
+    common.emit(run(args.quick, args.steps, args.rounds), args.json, human)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Where one training step's time goes, in microseconds.
+
+    python benchmarks/bench_profile.py [--quick] [--json]
+
+For the Keras-comparison model (784-128-64-10) and the dense preset (784-256-128-10),
+batch 128, Adam, after one warm-up epoch (so Adam's moments are what they are in real
+training), three things are timed in interleaved blocks:
+
+* ``Trainer.run(steps=K)``: the real thing, per step;
+* the same step taken apart by hand: the batch indices (``next`` of the shuffling
+  iterator), the batch gathering (``x[idx], y[idx]``), ``model.loss_and_grads`` (forward +
+  loss + backward) and ``optimizer.step`` (Adam);
+* a loop of only the step's matrix products (see bench_flops.py).
+
+Hence: matmuls; the rest of loss_and_grads (bias adds, relu, softmax, masks, checks);
+Adam; gathering; and Trainer.run's own Python overhead = run's step minus the parts.
+With the default BLAS thread count and with 1 thread, switched between blocks. Blocks are
+short (50 steps) and many (15 rounds): on a shared machine a burst of load from another
+process can slow a multi-threaded BLAS tenfold for seconds, so the differences (overhead,
+rest of loss_and_grads) are taken within each round, then the median over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import benchlib as common
+from bench_flops import MatmulLoop, flops_per_step
+
+MODELS = {"784-128-64-10": (128, 64), "784-256-128-10 (dense preset)": (256, 128)}
+BATCH = 128
+PARTS = ("indices", "gather", "loss_and_grads", "adam")
+
+
+def _by_hand(trainer, batches, steps: int) -> dict:
+    """The step of Trainer.run taken apart, each part timed; mean microseconds per step."""
+    model, optimizer, x, y = trainer.model, trainer.optimizer, trainer.x_train, trainer.y_train
+    clock = time.perf_counter_ns
+    totals = dict.fromkeys(PARTS, 0)
+    for _ in range(steps):
+        t0 = clock()
+        idx = next(batches)
+        t1 = clock()
+        xb, yb = x[idx], y[idx]
+        t2 = clock()
+        loss, grads = model.loss_and_grads(xb, yb)
+        t3 = clock()
+        optimizer.step(model.params, grads)
+        t4 = clock()
+        totals["indices"] += t1 - t0
+        totals["gather"] += t2 - t1
+        totals["loss_and_grads"] += t3 - t2
+        totals["adam"] += t4 - t3
+    return {k: v / steps / 1e3 for k, v in totals.items()}
+
+
+def profile_model(hidden, x_train, y_train, thread_settings, block: int, rounds: int, warm_steps: int):
+    from mlp_core import DenseMLP, TrainConfig, Trainer, iterate_minibatches  # noqa: PLC0415
+
+    sizes = (784, *hidden, 10)
+    trainer = Trainer(DenseMLP(hidden=hidden, seed=0), x_train, y_train,
+                      TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH))
+    trainer.run(steps=warm_steps)
+    batches = iterate_minibatches(len(x_train), BATCH, seed=1)
+    loop = MatmulLoop(x_train[:BATCH].reshape(BATCH, 784), sizes=sizes)
+    samples = {t: {"run_step": [], "matmuls": [], **{p: [] for p in PARTS}} for t in thread_settings}
+    for _ in range(rounds):
+        for threads in thread_settings:
+            common.set_blas_threads(threads)
+            s = samples[threads]
+            t0 = time.perf_counter()
+            trainer.run(steps=block)
+            s["run_step"].append((time.perf_counter() - t0) / block * 1e6)
+            for part, value in _by_hand(trainer, batches, block).items():
+                s[part].append(value)
+            t0 = time.perf_counter()
+            loop.run(block)
+            s["matmuls"].append((time.perf_counter() - t0) / block * 1e6)
+    out = {}
+    for threads, s in samples.items():
+        med = {k: common.median(v) for k, v in s.items()}
+        # Paired per round (the blocks of one round ran back to back, under the same load):
+        overhead = [run - sum(s[p][i] for p in PARTS) for i, run in enumerate(s["run_step"])]
+        other = [lg - mm for lg, mm in zip(s["loss_and_grads"], s["matmuls"])]
+        out[threads] = {
+            "run_step_us": med["run_step"],
+            "matmuls_us": med["matmuls"],
+            "loss_and_grads_other_us": common.median(other),
+            "loss_and_grads_us": med["loss_and_grads"],
+            "adam_us": med["adam"],
+            "gather_us": med["gather"],
+            "indices_us": med["indices"],
+            "trainer_overhead_us": common.median(overhead),
+            "flop_per_step": flops_per_step(sizes, BATCH),
+            "samples": s,
+        }
+    return out
+
+
+def run(quick: bool = False) -> dict:
+    from mlp_core import load_mnist, scale  # noqa: PLC0415
+
+    block, rounds, warm = (25, 2, 50) if quick else (50, 15, 468)
+    (x_train, y_train), _ = load_mnist()
+    x_train = scale(x_train)
+    default_threads = common.blas_threads()
+    thread_settings = [default_threads] + ([1] if default_threads != 1 and
+                                           common.set_blas_threads(default_threads) else [])
+    results, figures = {}, []
+    for name, hidden in MODELS.items():
+        results[name] = profile_model(hidden, x_train, y_train, thread_settings, block, rounds, warm)
+        common.set_blas_threads(default_threads)
+        for threads, r in results[name].items():
+            common.log(f"profile {name}, {threads} thread(s): step {r['run_step_us']:.0f} us, matmuls "
+                       f"{r['matmuls_us']:.0f}, other fwd/bwd {r['loss_and_grads_other_us']:.0f}, adam "
+                       f"{r['adam_us']:.0f}, gather {r['gather_us']:.0f}, overhead {r['trainer_overhead_us']:.0f}")
+        r = results[name][default_threads]
+        figures.append(common.figure(
+            f"profile_{name.split()[0]}", f"Step time vs its matmuls alone, {name.split()[0]}",
+            r["run_step_us"], r["matmuls_us"], unit="us", ref_name="matmuls",
+            note=f"{default_threads} BLAS thread(s); Adam {r['adam_us']:.0f} us, gather {r['gather_us']:.0f} us"))
+    return {
+        "benchmark": "profile",
+        "quick": quick,
+        "settings": {"batch_size": BATCH, "block_steps": block, "rounds": rounds, "warm_steps": warm},
+        "default_blas_threads": default_threads,
+        "models": results,
+        "figures": figures,
+    }
+
+
+def human(result: dict) -> str:
+    keys = [("run_step_us", "Trainer.run step"), ("matmuls_us", "  matmuls (8 products)"),
+            ("loss_and_grads_other_us", "  rest of loss_and_grads"), ("adam_us", "  Adam step"),
+            ("gather_us", "  batch gather x[idx], y[idx]"), ("indices_us", "  batch indices"),
+            ("trainer_overhead_us", "  Trainer.run Python overhead")]
+    columns = [(name, threads) for name, by_t in result["models"].items() for threads in by_t]
+    headers = ["microseconds per step"] + [f"{n.split()[0]}, {t} thr" for n, t in columns]
+    rows = []
+    for key, label in keys:
+        rows.append([label] + [f"{result['models'][n][t][key]:,.0f}" for n, t in columns])
+    rows.append(["share of the step in matmuls"] + [
+        f"{result['models'][n][t]['matmuls_us'] / result['models'][n][t]['run_step_us']:.0%}" for n, t in columns])
+    return ("Profile of one training step (batch 128, Adam, medians)\n\n" + common.table(headers, rows)
+            + "\n\n" + common.figures_table(result["figures"]))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args(argv)
+    common.emit(run(args.quick), args.json, human)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
