@@ -115,7 +115,8 @@ def status_lines(status: LabStatus) -> list[str]:
     else:
         lines.append(f"Test accuracy: **{status.test_accuracy:.1%}** (at step {status.test_step:,})")
     if status.running:
-        lines.append(f":green-badge[:material/play_arrow: Training] {status.run_done:,} of {status.run_steps:,} steps")
+        lines.append(f":green-badge[:material/play_arrow: Training] "
+                     f"{status.run_done:,} of {status.run_steps:,} steps")
     elif status.status == "diverged":
         lines.append(":red-badge[:material/error: Last run diverged] see the Train page")
     else:

@@ -44,6 +44,10 @@ st.caption(
 running = lab.running
 st.markdown(f"**Model:** {lab.model.describe()} · {lab.choice.describe_training()} · "
             "change it on the Model page")
+if lab.model.kind == "notebook":
+    st.caption("The notebook's network learns slowly: after 2,000 steps it still guesses at chance "
+               "(about 10% right); 20,000 steps reach about 60%. The Dense MLP passes 97% in "
+               "2,000 steps.")
 
 c1, c2 = st.columns(2)
 c1.select_slider(
