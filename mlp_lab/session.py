@@ -7,7 +7,9 @@ stops instead of using the CPU for nobody. It is also kept in ``st.session_state
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
 import traceback
 
@@ -131,6 +133,7 @@ def render_sidebar(lab: LabSession) -> None:
     polling = lab.running
 
     @st.fragment(run_every=SIDEBAR_POLL_SECONDS if polling else None)
+    @guarded
     def sidebar_status():
         status = lab.status()
         with st.container(border=True, key="sidebar_status"):
@@ -148,3 +151,17 @@ def friendly_error(exc: BaseException) -> None:
     st.error("Something went wrong on this page. Your model is safe: try the page again, or "
              "press Reset on the Model page if it keeps happening. "
              f"(Details for the teacher are in the server's console: {type(exc).__name__}.)")
+
+
+def guarded(function):
+    """For fragments, which rerun on their own (outside dashboard.py's try/except): an
+    error becomes the friendly message instead of Streamlit's exception box."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:  # st.rerun() raises a BaseException: it passes through
+            if os.environ.get("MLP_LAB_DEBUG"):
+                raise
+            friendly_error(exc)
+    return wrapper

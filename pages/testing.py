@@ -6,7 +6,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mlp_lab import figures
 from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas, random_batch
-from mlp_lab.session import get_lab
+from mlp_lab.session import get_lab, guarded
 
 lab = get_lab()
 data = lab.data
@@ -41,6 +41,7 @@ if status.running:
 
 
 @st.fragment
+@guarded
 def draw_and_predict() -> None:
     """Only this part reruns after a stroke, so the answer comes back quickly."""
     draw, seen, answer = st.columns([1.1, 1, 1.2])

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mlp_lab import figures
-from mlp_lab.session import POLL_SECONDS, fmt_loss, get_lab
+from mlp_lab.session import POLL_SECONDS, fmt_loss, get_lab, guarded
 from mlp_lab.state import LR_OPTIONS, MAX_SECONDS_PER_RUN, STEP_OPTIONS, DEFAULT_STEPS, nearest_option
 
 lab = get_lab()
@@ -74,6 +74,7 @@ if message:
 
 
 @st.fragment(run_every=POLL_SECONDS if running else None)
+@guarded
 def live_training(polling: bool) -> None:
     status = lab.status()
     snap = lab.snapshot(include_params=False)

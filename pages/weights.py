@@ -4,7 +4,7 @@ import streamlit as st
 
 from mlp_lab import figures
 from mlp_lab.layers import layer_views
-from mlp_lab.session import get_lab
+from mlp_lab.session import get_lab, guarded
 
 REFRESH_SECONDS = 3.0  # modest: a big layer is a few hundred kB per refresh
 
@@ -24,6 +24,7 @@ change = st.toggle(
 
 
 @st.fragment(run_every=REFRESH_SECONDS if running else None)
+@guarded
 def weight_views() -> None:
     snap = lab.snapshot(include_params=True)
     params = snap.params

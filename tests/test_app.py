@@ -144,6 +144,23 @@ def test_a_short_run_through_the_ui_changes_the_weights(app):
     assert lab.trainer.step == 200 and lab.snapshot(False).history.steps[-1] == 200
 
 
+def test_the_learning_rate_slider_reaches_a_running_trainer(app):
+    app.switch_page("pages/train.py").run()
+    lab = app.session_state["lab"]
+    app.select_slider(key="train_steps").set_value(50_000).run()
+    next(b for b in app.button if b.label == "Train").click().run()
+    try:
+        assert lab.running
+        assert next(b for b in app.button if b.label == "Train").disabled  # one run at a time
+        app.select_slider(key="train_lr").set_value(0.0005).run()
+        assert lab.running and lab.snapshot(False).lr == 0.0005  # the run goes on, at the new lr
+        assert any("Training: step" in p.proto.text for p in app.get("progress"))
+    finally:
+        next(b for b in app.button if b.label == "Stop").click().run()
+        wait_idle(lab, 10)
+    assert lab.status().status == "stopped"
+
+
 def test_weights_page_heatmaps_for_every_layer(app):
     app.switch_page("pages/weights.py").run()
     assert_clean(app)
@@ -352,3 +369,12 @@ def test_the_app_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+
+def test_a_bug_shows_a_friendly_message_not_a_traceback(app, monkeypatch):
+    lab = app.session_state["lab"]
+    monkeypatch.setattr(lab, "status", lambda: 1 / 0)  # a bug in the status everyone reads
+    for page in PAGES:
+        app.switch_page(page).run()
+        assert not app.exception
+        assert any("Something went wrong" in e.value for e in app.error), page
