@@ -31,7 +31,8 @@ def run(quick: bool = False, budgets=None, seeds=None) -> dict:
             runs.append({"budget": budget, "seed": seed, "test_accuracy": report["test_accuracy"],
                          "samples_per_second": report["samples_per_second"], "steps": report["steps"],
                          "epochs": report["epochs"], "train_seconds": report["train_seconds"],
-                         "status": report["status"], "model": report["model"]})
+                         "status": report["status"], "model": report["model"],
+                         "blas_threads": report.get("blas_threads")})
             common.log(f"accuracy: {budget:g} s, seed {seed}: {report['test_accuracy']:.2%} after "
                        f"{report['epochs']:.1f} epochs ({report['samples_per_second']:,.0f} samples/s)")
     by_budget, figures = {}, []

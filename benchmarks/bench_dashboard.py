@@ -2,18 +2,22 @@
 
     python benchmarks/bench_dashboard.py [--quick] [--steps 2000] [--rounds 5] [--json]
 
-Dashboard: ``mlp_lab.state.LabSession`` with the dense preset (what the Model page starts
-with), ``lab.start(steps)`` as the Train button does, and, while the run goes, the Train
-page's polling: ``lab.status()`` and ``lab.snapshot(include_params=False)`` once a second
-(``mlp_lab.session.POLL_SECONDS``). Its throughput = steps x batch / wall time of the
-run, from the start of the thread to its end, so it includes what the dashboard adds
-(the validation check every 100 steps on 1,000 held-out images, the polling). The
-dashboard's own figure (``status().samples_per_second``, validation time excluded) is
-reported next to it.
+Dashboard: in this process, set up as the Streamlit server sets itself up (importing
+``mlp_lab.session``, which e.g. sets the BLAS thread count): ``mlp_lab.state.LabSession``
+with the dense preset (what the Model page starts with), ``lab.start(steps)`` as the
+Train button does, and, while the run goes, the Train page's polling: ``lab.status()``
+and ``lab.snapshot(include_params=False)`` once a second (``mlp_lab.session.POLL_SECONDS``).
+Its throughput = steps x batch / wall time of the run, from the start of the thread to
+its end, so it includes what the dashboard adds (the validation check every 100 steps on
+1,000 held-out images, the polling). The dashboard's own figure
+(``status().samples_per_second``, validation time excluded) is reported next to it.
+Without ``mlp_lab.state``, a ``Trainer`` in a ``threading.Thread`` with a 1 Hz
+``snapshot()`` poller stands in for it (and the report says so).
 
-CLI: ``python -m mlp_core train --model dense --steps N --json``, its samples_per_second
-(training steps only: start-up, data loading and the test evaluation are excluded). Both
-start from seed 0. The runs are interleaved: dashboard, CLI, dashboard, CLI, ...
+CLI: ``python -m mlp_core train --model dense --steps N --json`` with its own defaults
+(e.g. its BLAS threads); its samples_per_second counts training steps only (start-up,
+data loading and the test evaluation are excluded). Both start from seed 0. The runs are
+interleaved: dashboard, CLI, dashboard, CLI, ...
 """
 
 from __future__ import annotations
@@ -99,6 +103,11 @@ def run(quick: bool = False, steps: int | None = None, rounds: int | None = None
     except ImportError as exc:
         common.log(f"dashboard: mlp_lab.state cannot be imported ({exc}); using the fallback")
         one_run, api = fallback_run, "fallback"
+    try:  # what the Streamlit server process sets up on import (e.g. its BLAS thread count)
+        import mlp_lab.session  # noqa: F401, PLC0415
+    except Exception as exc:  # noqa: BLE001 (streamlit missing or the glue changed: go on without)
+        common.log(f"dashboard: mlp_lab.session not imported ({type(exc).__name__}: {exc})")
+    dashboard_threads = common.blas_threads()
     dash, cli = [], []
     for r in range(rounds):
         dash.append(one_run(steps))
@@ -123,8 +132,11 @@ def run(quick: bool = False, steps: int | None = None, rounds: int | None = None
         "api": api,
         "settings": {"preset": "dense", "model": model, "steps": steps, "rounds": rounds, "seed": 0},
         "dashboard_runs": dash,
-        "cli_runs": [{k: x.get(k) for k in ("steps", "train_seconds", "samples_per_second", "test_accuracy")}
+        "cli_runs": [{k: x.get(k) for k in ("steps", "train_seconds", "samples_per_second", "test_accuracy",
+                                            "blas_threads")}
                      for x in cli],
+        "dashboard_blas_threads": dashboard_threads,
+        "cli_blas_threads": cli[0].get("blas_threads"),
         "dashboard_samples_per_second": d_wall,
         "dashboard_reported_samples_per_second": d_reported,
         "cli_samples_per_second": c,
@@ -138,7 +150,8 @@ def human(result: dict) -> str:
         rows.append([i, f"{d['samples_per_second']:,.0f}", f"{d['reported_samples_per_second'] or 0:,.0f}",
                      d["polls"], f"{c['samples_per_second']:,.0f}"])
     s = result["settings"]
-    return (f"Dashboard ({result['api']}) vs CLI: {s['model']}, {s['steps']:,} steps, dense preset\n\n"
+    return (f"Dashboard ({result['api']}, {result.get('dashboard_blas_threads')} BLAS thread(s)) vs CLI "
+            f"({result.get('cli_blas_threads')} BLAS thread(s)): {s['model']}, {s['steps']:,} steps, dense preset\n\n"
             + common.table(["round", "dashboard samples/s (wall)", "dashboard (reported)", "polls",
                             "CLI samples/s"], rows)
             + "\n\n" + common.figures_table(result["figures"]))

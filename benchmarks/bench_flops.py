@@ -17,8 +17,9 @@ overhead this benchmark exposes). "ours" = ``Trainer.run`` on the 60,000 MNIST i
 "matmul only" = a loop of exactly those 8 products with the same shapes, the same
 transposed views and preallocated ``out=`` arrays: the limit for these shapes on this
 machine. Blocks of steps are interleaved (ours, matmuls, ours, ...) and the median block
-gives GFLOP/s. Done with NumPy's default BLAS thread count and with 1 thread, the
-thread count switched between blocks so that both are measured under the same load.
+gives GFLOP/s. Done with 1 and with 2 BLAS threads, switched between blocks so that both
+are measured under the same load; the headline compares the faster of ours with the
+faster matmul loop (the machine's limit).
 """
 
 from __future__ import annotations
@@ -80,8 +81,7 @@ def run(quick: bool = False) -> dict:
     x_train = scale(x_train)
     flop = flops_per_step()
     default_threads = common.blas_threads()
-    thread_settings = [default_threads] + ([1] if default_threads != 1 and
-                                           common.set_blas_threads(default_threads) else [])
+    thread_settings = [1, 2] if common.cores() >= 2 and common.set_blas_threads(1) else [default_threads]
     model = DenseMLP(hidden=SIZES[1:-1], seed=0)
     trainer = Trainer(model, x_train, y_train, TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH))
     loop = MatmulLoop(x_train[:BATCH].reshape(BATCH, 784))
@@ -107,14 +107,15 @@ def run(quick: bool = False) -> dict:
                for threads, (o, m) in samples.items()}
     common.set_blas_threads(default_threads)
 
-    ours_default = results[default_threads]["ours_gflops"]["median"]
+    best_threads = max(results, key=lambda t: results[t]["ours_gflops"]["median"])
     limit_threads = max(results, key=lambda t: results[t]["matmul_gflops"]["median"])
+    best = results[best_threads]["ours_gflops"]["median"]
     limit = results[limit_threads]["matmul_gflops"]["median"]
     figures = [common.figure(
-        "flops_ratio", "Training FLOP rate vs the matmul-only loop", ours_default, limit,
+        "flops_ratio", "Training FLOP rate vs the matmul-only loop", best, limit,
         unit="GFLOP/s", ref_name=f"matmuls, {limit_threads} thr",
         goal={"on": "ratio", "op": ">=", "value": 0.55},
-        note=f"ours with {default_threads} BLAS thread(s); limit = the faster matmul loop")]
+        note=f"ours with {best_threads} BLAS thread(s), the faster; the limit is the faster matmul loop")]
     for threads, r in results.items():
         figures.append(common.figure(
             f"flops_ratio_{threads}t", f"  FLOP rate, both with {threads} BLAS thread{'s' if threads > 1 else ''}",
