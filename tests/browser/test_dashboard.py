@@ -158,17 +158,19 @@ def test_draw_a_digit_and_see_the_prediction(page):
     assert value == "1", f"a clear 1 was read as {value}"
     page.get_by_text("28 × 28, as the network receives it").wait_for()  # the preprocessed image
     assert_no_exception(page)
-    for _ in range(2):  # clear and draw again: more latency samples
+    for _ in range(4):  # clear and draw again: more latency samples
         page.get_by_role("button", name="Clear").click()
         page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stMetric"]')]
             .some(m => m.textContent.includes('Prediction') && m.textContent.includes('–'))""")
         page.locator("canvas.upper-canvas").first.wait_for()
         page.wait_for_timeout(300)
-        released = draw(page, [[(90, 60), (140, 60), (190, 60)], [(190, 60), (160, 140), (130, 230)]])  # a 7
+        # a 7 in one stroke (a second stroke would send its own, earlier drawing first)
+        released = draw(page, [[(90, 60), (140, 60), (190, 60), (160, 140), (130, 230)]])
         _, seen = wait_for_metric_change(page, "Prediction", "–")
         latencies.append(seen - released)
     record("stroke_to_prediction_ms", [round(1000 * t) for t in latencies])
     record("stroke_to_prediction_median_ms", round(1000 * statistics.median(latencies)))
+    record("stroke_to_prediction_median_after_first_ms", round(1000 * statistics.median(latencies[1:])))
     assert statistics.median(latencies) < 3.0
     page.wait_for_timeout(500)
     screenshot(page, "test", height=1250)
