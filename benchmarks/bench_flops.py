@@ -18,7 +18,8 @@ overhead this benchmark exposes). "ours" = ``Trainer.run`` on the 60,000 MNIST i
 transposed views and preallocated ``out=`` arrays: the limit for these shapes on this
 machine. Blocks of steps are interleaved (ours, matmuls, ours, ...) and the median block
 gives GFLOP/s. Done with 1 and with 2 BLAS threads, switched between blocks so that both
-are measured under the same load; the headline compares the faster of ours with the
+are measured under the same load (with a pause after each switch, and who goes first
+alternating from round to round); the headline compares the faster of ours with the
 faster matmul loop (the machine's limit).
 """
 
@@ -90,17 +91,17 @@ def run(quick: bool = False) -> dict:
     for threads in thread_settings:
         common.set_blas_threads(threads)
         loop.run(block)
-    for r in range(rounds):  # each round: ours, matmuls at each thread count in turn
+    for r in range(rounds):  # each round: ours and matmuls at each thread count in turn
         for threads in thread_settings:
-            common.set_blas_threads(threads)
+            common.switch_blas_threads(threads)
+            trainer.run(steps=2)  # untimed: wakes the BLAS threads up
+            loop.run(2)
             ours, matmuls = samples[threads]
-            t0 = time.perf_counter()
-            trainer.run(steps=block)
-            t1 = time.perf_counter()
-            loop.run(block)
-            t2 = time.perf_counter()
-            ours.append(flop * block / (t1 - t0) / 1e9)
-            matmuls.append(flop * block / (t2 - t1) / 1e9)
+            for which in (("ours", "matmuls") if r % 2 == 0 else ("matmuls", "ours")):  # alternate who goes first
+                t0 = time.perf_counter()
+                trainer.run(steps=block) if which == "ours" else loop.run(block)
+                gflops = flop * block / (time.perf_counter() - t0) / 1e9
+                (ours if which == "ours" else matmuls).append(gflops)
         common.log(f"flops: round {r + 1}/{rounds}: " + ", ".join(
             f"{t} thread(s) ours {o[-1]:.1f} / matmuls {m[-1]:.1f} GFLOP/s" for t, (o, m) in samples.items()))
     results = {threads: {"ours_gflops": common.spread(o), "matmul_gflops": common.spread(m)}

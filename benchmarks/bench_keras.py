@@ -6,17 +6,19 @@ The model: 784-128-64-10, ReLU, softmax cross-entropy, float32, the same initial
 (mlp_core's ``DenseMLP(hidden=(128, 64), seed)`` copied into the Keras Dense layers),
 Adam lr 1e-3 (eps 1e-7, Keras' default), batch 128, the full 60,000 training images
 shuffled every epoch. Keras is used as its users use it: ``model.fit(x, y, batch_size=128,
-epochs=1, shuffle=True, verbose=0)`` per epoch, once with the default ``jit_compile``
-("auto", which is off on a CPU-only machine) and once with ``jit_compile=True`` (XLA);
-the faster Keras is the reference. mlp_core: ``Trainer(model, x, y, TrainConfig(
+epochs=1, shuffle=True, verbose=0)`` per epoch, with TensorFlow's default threads (all
+cores) and the default ``jit_compile`` ("auto", which is off on a CPU-only machine), with
+``jit_compile=True`` (XLA), and with one TensorFlow thread (intra- and inter-op): the
+fastest Keras is the reference. mlp_core: ``Trainer(model, x, y, TrainConfig(
 optimizer="adam", lr=1e-3, batch_size=128))`` and ``trainer.run(steps=60000 // 128)`` per
 epoch, once with 1 and once with 2 BLAS threads (set in the worker); the faster is
-"ours" (the CLI's ``--threads`` chooses between them), and both are reported. Keras
-uses TensorFlow's default threads (all cores).
+"ours" (the CLI's ``--threads`` chooses between them), and both are reported.
 
 Every contender runs in its own process. Each trains one warm-up epoch (not counted);
-then the epochs are interleaved: ours 1 thread, Keras, ours 2 threads, Keras XLA, ours 1
-thread, ... samples/s of each = samples in the epoch / seconds, median over the rounds.
+then the epochs are interleaved: ours 1 thread, Keras, ours 2 threads, Keras XLA, Keras 1
+thread, ours 1 thread, ... with a 0.3 s pause between two epochs (so the threads of one
+contender have stopped spinning when the next starts). samples/s of each = samples in
+the epoch / seconds, median over the rounds.
 Finally every model (each after the same number of epochs) is measured on the 10,000
 test images.
 """
@@ -30,6 +32,7 @@ import time
 import benchlib as common
 
 HIDDEN = (128, 64)
+SETTLE = 0.3  # seconds between two contenders' epochs
 BATCH = 128
 LR = 1e-3
 
@@ -75,7 +78,7 @@ def worker_ours(seed: int, n_train: int, threads: int | None):
                  {"blas_threads": common.blas_threads(), "steps_per_epoch": steps})
 
 
-def worker_keras(seed: int, n_train: int, jit: bool):
+def worker_keras(seed: int, n_train: int, jit: bool, threads: int | None = None):
     import numpy as np  # noqa: PLC0415
 
     from mlp_core import DenseMLP  # noqa: PLC0415
@@ -84,6 +87,9 @@ def worker_keras(seed: int, n_train: int, jit: bool):
     import keras  # noqa: PLC0415 (lazy: only this worker pays for TensorFlow)
     import tensorflow as tf  # noqa: PLC0415
 
+    if threads:  # before TensorFlow runs its first op
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([
         keras.Input(shape=(784,), dtype="float32"),
@@ -137,8 +143,11 @@ def run(quick: bool = False, rounds: int | None = None, seed: int = 0) -> dict:
     script = str(common.BENCH_DIR / "bench_keras.py")
     base = [script, "--seed", str(seed), "--n-train", str(n_train)]
     ours = [(f"ours_{t}t", ["--worker", "ours", "--threads", str(t)], t) for t in thread_counts(quick)]
-    keras = [("keras", ["--worker", "keras"], None)] + ([] if quick else [("keras_xla", ["--worker", "keras-xla"], None)])
-    specs = []  # alternate: ours_1t, keras, ours_2t, keras_xla
+    keras = [("keras", ["--worker", "keras"], None)]
+    if not quick:
+        keras += [("keras_xla", ["--worker", "keras-xla"], None),
+                  ("keras_1t", ["--worker", "keras", "--threads", "1"], None)]
+    specs = []  # alternate: ours_1t, keras, ours_2t, keras_xla, keras_1t
     for i in range(max(len(ours), len(keras))):
         specs += ours[i:i + 1] + keras[i:i + 1]
 
@@ -158,6 +167,7 @@ def run(quick: bool = False, rounds: int | None = None, seed: int = 0) -> dict:
         speeds = {name: [] for name in workers}
         for r in range(rounds):
             for name, worker in workers.items():
+                time.sleep(SETTLE)  # the last contender's idle BLAS/Eigen threads stop spinning
                 answer = worker.call(cmd="epoch", timeout=900)
                 speeds[name].append(answer["samples"] / answer["seconds"])
             common.log("keras: round %d/%d: %s" % (r + 1, rounds, ", ".join(
@@ -173,7 +183,7 @@ def run(quick: bool = False, rounds: int | None = None, seed: int = 0) -> dict:
     best_keras = max(keras_names, key=lambda n: med[n])
     best_ours = max(ours_names, key=lambda n: med[n])
     threads_of = {n: ready[n]["blas_threads"] for n in ours_names}
-    labels = {"keras": "Keras fit", "keras_xla": "Keras fit, XLA",
+    labels = {"keras": "Keras fit", "keras_xla": "Keras fit, XLA", "keras_1t": "Keras fit, 1 TF thread",
               **{n: f"{t} BLAS thread{'s' if t != 1 else ''}" for n, t in threads_of.items()}}
     figures = [
         common.figure("keras_speedup", f"Training speed vs Keras (784-128-64-10, batch {BATCH})",
@@ -240,7 +250,7 @@ def main(argv=None) -> int:
         worker_ours(args.seed, args.n_train, args.threads)  # --threads: set explicitly
         return 0
     if args.worker in ("keras", "keras-xla"):
-        worker_keras(args.seed, args.n_train, jit=args.worker == "keras-xla")
+        worker_keras(args.seed, args.n_train, jit=args.worker == "keras-xla", threads=args.threads)
         return 0
     common.emit(run(args.quick, args.rounds, args.seed), args.json, human)
     return 0

@@ -38,7 +38,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict:
     for r in range(repeats):
         for threads in thread_settings:  # interleaved: 1 thread, 2 threads, 1 thread, ...
             if threads:
-                common.set_blas_threads(threads)
+                common.switch_blas_threads(threads)
             model = build_model(model_cfg, seed=0)
             trainer = Trainer(model, x_train, y_train, train_cfg)
             start = time.perf_counter()

@@ -14,7 +14,8 @@ training), three things are timed in interleaved blocks:
 
 Hence: matmuls; the rest of loss_and_grads (bias adds, relu, softmax, masks, checks);
 Adam; gathering; and Trainer.run's own Python overhead = run's step minus the parts.
-With 1 and with 2 BLAS threads, switched between blocks. Blocks are
+With 1 and with 2 BLAS threads, switched between rounds (with a pause after each switch;
+the order of the three blocks alternates from round to round). Blocks are
 short (50 steps) and many (15 rounds): on a shared machine a burst of load from another
 process can slow a multi-threaded BLAS tenfold for seconds, so the differences (overhead,
 rest of loss_and_grads) are taken within each round, then the median over the rounds.
@@ -66,18 +67,23 @@ def profile_model(hidden, x_train, y_train, thread_settings, block: int, rounds:
     batches = iterate_minibatches(len(x_train), BATCH, seed=1)
     loop = MatmulLoop(x_train[:BATCH].reshape(BATCH, 784), sizes=sizes)
     samples = {t: {"run_step": [], "matmuls": [], **{p: [] for p in PARTS}} for t in thread_settings}
-    for _ in range(rounds):
+    for r in range(rounds):
         for threads in thread_settings:
-            common.set_blas_threads(threads)
+            common.switch_blas_threads(threads)
+            trainer.run(steps=2)  # untimed: wakes the BLAS threads up
             s = samples[threads]
-            t0 = time.perf_counter()
-            trainer.run(steps=block)
-            s["run_step"].append((time.perf_counter() - t0) / block * 1e6)
-            for part, value in _by_hand(trainer, batches, block).items():
-                s[part].append(value)
-            t0 = time.perf_counter()
-            loop.run(block)
-            s["matmuls"].append((time.perf_counter() - t0) / block * 1e6)
+            order = ("run", "by_hand", "matmuls") if r % 2 == 0 else ("matmuls", "by_hand", "run")
+            for which in order:  # who goes first alternates from round to round
+                t0 = time.perf_counter()
+                if which == "run":
+                    trainer.run(steps=block)
+                    s["run_step"].append((time.perf_counter() - t0) / block * 1e6)
+                elif which == "by_hand":
+                    for part, value in _by_hand(trainer, batches, block).items():
+                        s[part].append(value)
+                else:
+                    loop.run(block)
+                    s["matmuls"].append((time.perf_counter() - t0) / block * 1e6)
     out = {}
     for threads, s in samples.items():
         med = {k: common.median(v) for k, v in s.items()}

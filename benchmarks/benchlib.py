@@ -103,6 +103,14 @@ def set_blas_threads(n: int) -> bool:
     return False
 
 
+def switch_blas_threads(n: int, settle: float = 0.25) -> None:
+    """Set the BLAS thread count, then wait ``settle`` seconds: OpenBLAS threads that are
+    no longer needed spin for a while before they sleep, and would steal CPU from whatever
+    is timed next."""
+    set_blas_threads(n)
+    time.sleep(settle)
+
+
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
