@@ -116,7 +116,10 @@ def status_lines(status: LabStatus) -> list[str]:
         lines.append("Test accuracy: not measured yet (Test page)")
     else:
         lines.append(f"Test accuracy: **{status.test_accuracy:.1%}** (at step {status.test_step:,})")
-    if status.running:
+    if status.waiting:
+        lines.append(":orange-badge[:material/hourglass_top: Waiting for a free trainer] "
+                     "it starts on its own")
+    elif status.running:
         lines.append(f":green-badge[:material/play_arrow: Training] "
                      f"{status.run_done:,} of {status.run_steps:,} steps")
     elif status.status == "diverged":
@@ -126,6 +129,17 @@ def status_lines(status: LabStatus) -> list[str]:
     if status.source != "fresh weights":
         lines.append(f"Loaded from {status.source}")
     return lines
+
+
+def waiting_text(status: LabStatus) -> str:
+    """What the Train page says while a run waits in line for one of the server's trainers."""
+    ahead = status.queue_position or 0
+    line = ("you are next in line" if ahead == 0 else
+            f"{ahead} run{'s' if ahead > 1 else ''} of other students {'are' if ahead > 1 else 'is'} "
+            "ahead of yours")
+    return (f"**Waiting for a free trainer**: this server trains {status.max_runs} "
+            f"network{'s' if status.max_runs != 1 else ''} at once and all are busy; {line}. "
+            "Your run starts on its own, keep this page open (Stop leaves the line).")
 
 
 def render_sidebar(lab: LabSession) -> None:

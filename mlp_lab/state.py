@@ -6,15 +6,25 @@ without a browser. ``mlp_lab.session`` ties one ``LabSession`` to each browser s
 Training runs in a daemon thread that only talks to the ``Trainer`` (which is thread-safe)
 and to this object under its lock; it never calls Streamlit. The page polls ``status()``
 about once a second. Every run is capped in steps and in seconds, and only
-``MAX_ACTIVE_RUNS`` runs may go at once in the whole server process, so one classroom
-can share a machine.
+``MAX_ACTIVE_RUNS`` runs train at once in the whole server process (one per CPU core by
+default), so one classroom can share a machine: a further run waits in line, visibly, and
+starts on its own when a trainer is free.
+
+A server can be watched from outside: every training thread is named ``mlp-lab-trainer-*``,
+its start and end are logged ("trainer thread started/ended ... trainer threads alive: n"),
+and if ``MLP_LAB_STATUS_DIR`` is set, ``trainers.json`` in that folder always holds the
+current counts (the browser tests and the load test read it).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import json
 import logging
 import math
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -40,7 +50,21 @@ def _env_number(name: str, default, cast):
 
 MAX_STEPS_PER_RUN = _env_number("MLP_LAB_MAX_STEPS", 50_000, int)  # the Steps slider's top
 MAX_SECONDS_PER_RUN = _env_number("MLP_LAB_MAX_SECONDS", 120.0, float)  # wall time of one run
-MAX_ACTIVE_RUNS = _env_number("MLP_LAB_MAX_RUNS", 8, int)  # runs going at once, all sessions
+
+
+def _cpu_count() -> int:
+    """Cores this process may use (a container's limit, not the host's core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# Runs training at once, all sessions together: one per core (each run uses one BLAS thread),
+# so the cores stay busy and every further run waits in line instead of slowing all down.
+MAX_ACTIVE_RUNS = _env_number("MLP_LAB_MAX_RUNS", _cpu_count(), int)
+TRAINER_THREAD_PREFIX = "mlp-lab-trainer-"
+MAX_UPLOAD_BYTES = 20 * 2**20  # uploaded model files; .streamlit/config.toml's maxUploadSize too
 
 # Choices offered by the UI: plain-word labels for every engine setting.
 KINDS = {"dense": "Dense MLP", "notebook": "Notebook model"}
@@ -153,15 +177,85 @@ def loss_trend(losses) -> str:
     return "down" if last < first else "unclear"
 
 
+class BlowUpGuard:
+    """Stops a run whose loss explodes without ever becoming NaN, and restores the last
+    weights seen with a sane loss.
+
+    The Trainer itself stops at the first non-finite loss or weight. With a learning rate
+    far too high, some networks (tanh, squared error...) instead see the loss grow to
+    millions while staying finite, and the run would go on to its end. ``check`` is the
+    run's progress callback (its thread, every 0.25 s): it keeps a copy of the weights
+    while the loss is sane, and when the loss has been huge for two checks in a row it
+    stops the run; ``finish`` then rolls the weights back and reports "diverged".
+    """
+
+    FACTOR = 50.0  # "huge": this many times the run's first loss...
+    FLOOR = 50.0  # ...and at least this (cross-entropy starts near 2.3, squared error near 1)
+    KEEP_EVERY = 2.0  # seconds between copies of sane weights
+
+    def __init__(self, trainer: Trainer, cancel: threading.Event):
+        self.trainer, self.cancel = trainer, cancel
+        self.start_step = trainer.step
+        self.first_loss: float | None = None  # the run's first loss: what "sane" means
+        self.strikes = 0
+        self.exploded: float | None = None  # the loss that stopped the run
+        self.kept_at = time.monotonic()
+        self.kept = (trainer.step, {k: v.copy() for k, v in trainer.model.params.items()})
+
+    def _huge(self, trainer: Trainer) -> bool:
+        loss = trainer.last_loss
+        if loss is None or trainer.step == self.start_step:
+            return False
+        if self.first_loss is None:
+            with trainer._lock:
+                history = trainer.history
+                i = bisect.bisect_right(history.steps, self.start_step)
+                self.first_loss = history.losses[i] if i < len(history.losses) else loss
+        return loss > max(self.FLOOR, self.FACTOR * self.first_loss)
+
+    def check(self, trainer: Trainer, fraction: float) -> None:
+        if self.cancel.is_set():
+            trainer.stop()
+            return
+        if self._huge(trainer):
+            self.strikes += 1
+            if self.strikes >= 2:  # two checks in a row: not a single bad batch
+                self.exploded = trainer.last_loss
+                trainer.stop()
+            return
+        self.strikes = 0
+        now = time.monotonic()
+        if trainer.last_loss is not None and now - self.kept_at >= self.KEEP_EVERY:
+            with trainer._lock:  # a consistent copy between two steps
+                self.kept = (trainer.step, {k: v.copy() for k, v in trainer.model.params.items()})
+            self.kept_at = now
+
+    def finish(self, result):
+        """The run's result, turned into "diverged" (weights rolled back) if it blew up."""
+        if result.status == "diverged":
+            return result
+        if self.exploded is None and self._huge(self.trainer):  # a run too short to check
+            self.exploded = self.trainer.last_loss
+        if self.exploded is None:
+            return result
+        trainer = self.trainer
+        with trainer._lock:
+            trainer._checkpoint = self.kept  # the Trainer's own roll-back, to our sane copy
+            reason = trainer._roll_back(f"the loss grew to {self.exploded:.3g} (it began this run "
+                                        f"at {self.first_loss:.3g})")
+            trainer.status, trainer.reason = "diverged", reason
+        return replace(result, status="diverged", reason=reason)
+
+
 @dataclass
 class RunInfo:
     """The current (or last) run, as the progress bar needs it."""
 
     start_step: int  # the trainer's step when the run began
     steps: int  # steps asked for
-    started: float  # time.perf_counter() at the start
+    started: float  # time.perf_counter() when it was queued, then when training began
     ended: float | None = None  # time.perf_counter() at the end
-    status: str = "running"  # the run's outcome, once it ended
+    status: str = "running"  # "waiting" (for a free trainer), "running", then the outcome
     result_steps: int = 0  # steps it actually took
     result_seconds: float = 0.0  # wall time spent on training steps (validation excluded)
 
@@ -186,6 +280,9 @@ class LabStatus:
     test_accuracy: float | None  # on the 10,000 test images, if measured
     test_step: int | None  # the step at which it was measured
     source: str  # where the weights came from: "fresh weights" or the uploaded file's name
+    waiting: bool = False  # the run waits for a free trainer (``running`` is True meanwhile)
+    queue_position: int | None = None  # runs waiting before this one (0: next in line)
+    max_runs: int = 0  # runs the server trains at once
 
     @property
     def untrained(self) -> bool:
@@ -200,13 +297,110 @@ class TestResult:
 
 
 # --- the server-wide cap on runs going at once -------------------------------------------
-_runs_lock = threading.Lock()
-_active_runs: set[int] = set()
+class TrainerPool:
+    """At most ``MAX_ACTIVE_RUNS`` runs train at once in this process; the others wait in
+    line (first come, first served) and start by themselves when a run ends.
+
+    Each run has a ticket. ``acquire`` blocks the run's own thread (never the page) until
+    the ticket's turn comes, or returns False when the run is cancelled while waiting.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: list[int] = []  # tickets waiting, oldest first
+        self._running: set[int] = set()  # tickets training now
+        self._threads = 0  # live trainer threads, waiting or training
+        self._tickets = itertools.count(1)
+
+    def new_ticket(self) -> int:
+        return next(self._tickets)
+
+    def acquire(self, ticket: int, cancelled: threading.Event) -> bool:
+        with self._cond:
+            self._queue.append(ticket)
+            self._changed()
+            try:
+                while not cancelled.is_set():
+                    if self._queue[0] == ticket and len(self._running) < MAX_ACTIVE_RUNS:
+                        self._queue.pop(0)
+                        self._running.add(ticket)
+                        return True
+                    self._cond.wait(0.5)  # woken by release/wake; the timeout is a safety net
+                return False
+            finally:
+                if ticket in self._queue:
+                    self._queue.remove(ticket)
+                self._changed()
+
+    def release(self, ticket: int) -> None:
+        with self._cond:
+            self._running.discard(ticket)
+            self._changed()
+
+    def wake(self) -> None:
+        """Let waiting threads look again (after a cancel, or a change of the limit)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def position(self, ticket: int) -> int | None:
+        """How many runs wait before this one (0: next in line), or None if not waiting."""
+        with self._cond:
+            return self._queue.index(ticket) if ticket in self._queue else None
+
+    def thread_started(self) -> int:
+        with self._cond:
+            self._threads += 1
+            self._changed()
+            return self._threads
+
+    def thread_ended(self) -> int:
+        with self._cond:
+            self._threads -= 1
+            self._changed()
+            return self._threads
+
+    def counts(self) -> dict:
+        with self._cond:
+            return {"threads": self._threads, "running": len(self._running),
+                    "waiting": len(self._queue), "limit": MAX_ACTIVE_RUNS}
+
+    def _changed(self) -> None:
+        """Wake the waiting threads and publish the counts (lock held)."""
+        self._cond.notify_all()
+        directory = os.environ.get("MLP_LAB_STATUS_DIR")
+        if directory:
+            _write_status(directory, {"pid": os.getpid(), "time": time.time(),
+                                      "threads": self._threads, "running": len(self._running),
+                                      "waiting": len(self._queue), "limit": MAX_ACTIVE_RUNS})
+
+
+def _write_status(directory: str, counts: dict) -> None:
+    """``trainers.json`` in ``directory``, replaced atomically (a reader never sees half)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".trainers.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(counts, f)
+        os.replace(tmp, os.path.join(directory, "trainers.json"))
+    except OSError:
+        log.warning("could not write the trainer counts to %s", directory, exc_info=True)
+
+
+POOL = TrainerPool()
 
 
 def active_runs() -> int:
-    with _runs_lock:
-        return len(_active_runs)
+    """Runs training right now, in the whole process."""
+    return POOL.counts()["running"]
+
+
+def waiting_runs() -> int:
+    """Runs waiting for a free trainer, in the whole process."""
+    return POOL.counts()["waiting"]
+
+
+def trainer_threads() -> int:
+    """Live training threads (waiting or training), in the whole process."""
+    return POOL.counts()["threads"]
 
 
 class LabSession:
@@ -217,6 +411,8 @@ class LabSession:
         self._lock = threading.RLock()  # guards every attribute below
         self._thread: threading.Thread | None = None
         self._generation = 0  # bumped by every reset/load: a late thread of an old model is ignored
+        self._cancel = threading.Event()  # set by stop(): ends the current run, waiting or not
+        self._ticket = 0  # the current run's place in the server-wide line (TrainerPool)
         self._notices: list[tuple[str, str]] = []  # (kind, message) for toasts
         self.closed = False
         self.reset(choice or ModelChoice.preset("dense"), seed=0)
@@ -250,6 +446,10 @@ class LabSession:
             from mlp_core.persistence import model_from_bytes
         except ImportError:
             return "Loading models needs mlp_core.persistence, which this installation lacks."
+        if len(data) > MAX_UPLOAD_BYTES:
+            return (f"Could not load {name}: it is {len(data) / 2**20:.0f} MB, and model files "
+                    f"up to {MAX_UPLOAD_BYTES // 2**20} MB are accepted. Your current model is "
+                    "unchanged.")
         try:
             model, meta = model_from_bytes(bytes(data))
         except ValueError as exc:
@@ -288,8 +488,15 @@ class LabSession:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
+    @property
+    def waiting(self) -> bool:
+        """The run is queued: every trainer of the server is busy."""
+        info = self.run_info
+        return self.running and info is not None and info.status == "waiting"
+
     def start(self, steps: int, lr: float | None = None) -> str | None:
-        """Start a run of ``steps`` steps in the background. Returns None, or why not."""
+        """Start a run of ``steps`` steps in the background (it waits in line first if the
+        server's trainers are all busy). Returns None, or why not."""
         if self.closed:
             return "This session has ended. Reload the page to start again."
         if self.running:
@@ -304,45 +511,65 @@ class LabSession:
             message = self.set_lr(lr)
             if message:
                 return message
-        with _runs_lock:
-            if len(_active_runs) >= MAX_ACTIVE_RUNS:
-                return (f"The server is busy: {len(_active_runs)} runs are going already (the "
-                        f"limit is {MAX_ACTIVE_RUNS}). Wait a few seconds and press Train again.")
-            _active_runs.add(id(self))
         with self._lock:
             trainer, generation = self.trainer, self._generation
-            self.run_info = RunInfo(start_step=trainer.step, steps=steps, started=time.perf_counter())
+            self._cancel = cancel = threading.Event()
+            self._ticket = ticket = POOL.new_ticket()
+            self.run_info = RunInfo(start_step=trainer.step, steps=steps,
+                                    started=time.perf_counter(), status="waiting")
             self._thread = threading.Thread(
-                target=self._work, args=(trainer, steps, generation), daemon=True,
-                name=f"mlp-lab-train-{id(self):x}")
+                target=self._work, args=(trainer, steps, generation, ticket, cancel), daemon=True,
+                name=f"{TRAINER_THREAD_PREFIX}{ticket}")
+            alive = POOL.thread_started()
             self._thread.start()
-        log.info("run started: %d steps (active runs: %d)", steps, active_runs())
+        log.info("trainer thread started: %s, %d steps (trainer threads alive: %d)",
+                 self._thread.name, steps, alive)
         return None
 
-    def _work(self, trainer: Trainer, steps: int, generation: int) -> None:
-        """The training thread. Never calls Streamlit; never lets an exception escape."""
-        notice = None
+    def _work(self, trainer: Trainer, steps: int, generation: int, ticket: int,
+              cancel: threading.Event) -> None:
+        """The training thread: wait for a free trainer, train, report. Never calls
+        Streamlit; never lets an exception escape."""
+        notice, outcome, acquired = None, ("stopped", 0, 0.0), False
         try:
-            result = trainer.run(steps=steps, time_budget=MAX_SECONDS_PER_RUN)
-            notice = self._notice_for(trainer, result)
-            outcome = (result.status, result.steps, result.train_seconds)
+            acquired = POOL.acquire(ticket, cancel)
+            if acquired:
+                with self._lock:
+                    if generation == self._generation and self.run_info is not None:
+                        self.run_info.started = time.perf_counter()  # the wait is not training time
+                        self.run_info.status = "running"
+                log.info("run started: %d steps (active runs: %d)", steps, active_runs())
+                # A Stop that came just before run() began would be cleared by it: the
+                # progress callback passes the cancel on to the trainer within 0.25 s.
+                guard = BlowUpGuard(trainer, cancel)
+                result = guard.finish(trainer.run(steps=steps, time_budget=MAX_SECONDS_PER_RUN,
+                                                  on_progress=guard.check))
+                notice = self._notice_for(trainer, result)
+                outcome = (result.status, result.steps, result.train_seconds)
+            else:
+                notice = ("info", "The run was cancelled before a trainer became free; "
+                                  "nothing changed. Press Train to queue it again.")
         except Exception as exc:  # a bug must not kill the server or show a traceback
             log.exception("training run failed")
             notice = ("error", f"Training stopped because of an internal error ({type(exc).__name__}). "
                                "Your weights are kept; press Reset on the Model page if it happens again.")
             outcome = ("error", 0, 0.0)
         finally:
-            with _runs_lock:
-                _active_runs.discard(id(self))
-                left = len(_active_runs)
-        with self._lock:
-            if generation == self._generation and self.run_info is not None:
-                info = self.run_info
-                info.ended = time.perf_counter()
-                info.status, info.result_steps, info.result_seconds = outcome
-                if notice and not self.closed:
-                    self._notices.append(notice)
-        log.info("run ended: %s after %d steps (active runs: %d)", outcome[0], outcome[1], left)
+            if acquired:
+                POOL.release(ticket)
+            with self._lock:
+                if generation == self._generation and self.run_info is not None:
+                    info = self.run_info
+                    info.ended = time.perf_counter()
+                    info.status, info.result_steps, info.result_seconds = outcome
+                    if notice and not self.closed:
+                        self._notices.append(notice)
+            if acquired:
+                log.info("run ended: %s after %d steps (active runs: %d)", outcome[0], outcome[1],
+                         active_runs())
+            alive = POOL.thread_ended()
+            log.info("trainer thread ended: %s (trainer threads alive: %d)",
+                     threading.current_thread().name, alive)
 
     def _notice_for(self, trainer: Trainer, result) -> tuple[str, str] | None:
         loss = trainer.last_loss
@@ -381,11 +608,14 @@ class LabSession:
         return None
 
     def stop(self, wait: bool = False, timeout: float = 10.0) -> None:
-        """Ask the run to end after its current step; ``wait`` for the thread to finish."""
+        """Ask the run to end after its current step (or leave the line if it is still
+        waiting for a trainer); ``wait`` for the thread to finish."""
         thread = self._thread
         if thread is None:
             return
+        self._cancel.set()
         self.trainer.stop()
+        POOL.wake()
         if wait and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -408,8 +638,9 @@ class LabSession:
         with self._lock:
             info, test, model = self.run_info, self.test_result, self.model
         run_done = snap.step - info.start_step if info else 0
+        waiting = self.waiting
         speed = None
-        if info is not None:
+        if info is not None and not waiting:
             if info.ended is None:  # during a run: steps so far over wall time so far
                 seconds = time.perf_counter() - info.started
                 speed = run_done * self.choice.batch_size / seconds if seconds > 0.5 else None
@@ -422,7 +653,9 @@ class LabSession:
             run_done=max(0, run_done), run_steps=info.steps if info else 0,
             samples_per_second=speed,
             test_accuracy=test.accuracy if test else None, test_step=test.step if test else None,
-            source=self.source,
+            source=self.source, waiting=waiting,
+            queue_position=POOL.position(self._ticket) if waiting else None,
+            max_runs=MAX_ACTIVE_RUNS,
         )
 
     def snapshot(self, include_params: bool = True):
@@ -455,5 +688,6 @@ class LabSession:
         running = self.running
         step = self.trainer.step
         self.stop(wait=True, timeout=5.0)
-        log.info("session closed: %s at step %d (thread alive: %s, active runs: %d)",
-                 "stopped the run" if running else "no run going", step, self.running, active_runs())
+        log.info("session closed: %s at step %d (thread alive: %s, active runs: %d, "
+                 "trainer threads alive: %d)", "stopped the run" if running else "no run going",
+                 step, self.running, active_runs(), trainer_threads())

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mlp_lab import figures
-from mlp_lab.session import POLL_SECONDS, fmt_loss, get_lab, guarded
+from mlp_lab.session import POLL_SECONDS, fmt_loss, get_lab, guarded, waiting_text
 from mlp_lab.state import LR_OPTIONS, MAX_SECONDS_PER_RUN, STEP_OPTIONS, DEFAULT_STEPS, nearest_option
 
 lab = get_lab()
@@ -79,7 +79,9 @@ def live_training(polling: bool) -> None:
     status = lab.status()
     snap = lab.snapshot(include_params=False)
     history = snap.history
-    if status.running:
+    if status.waiting:
+        st.info(waiting_text(status), icon=":material/hourglass_top:")
+    elif status.running:
         fraction = status.run_done / max(status.run_steps, 1)
         st.progress(min(fraction, 1.0),
                     text=f"Training: step {status.run_done:,} of {status.run_steps:,} in this run")

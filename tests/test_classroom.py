@@ -1,0 +1,238 @@
+"""One server for a whole class, without a browser: the trainer limit and its waiting line,
+the lifecycle of training threads, isolation between sessions, bounded memory, divergence
+and the class configuration. The browser side (tabs closing, reloads, two students at once,
+a small load test) is in tests/browser/test_classroom.py.
+"""
+
+import json
+import math
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mlp_core.persistence import model_from_bytes
+from mlp_lab import figures, state
+from mlp_lab.session import clear_sessions, status_lines, waiting_text
+from mlp_lab.shared_data import get_data
+from mlp_lab.state import LabSession, ModelChoice
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ModelChoice(kind="dense", hidden=(16,), batch_size=32)
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout} s"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def labs():
+    """Make labs on demand; every one is closed at the end, and no trainer thread is left."""
+    made = []
+
+    def make(choice=SMALL):
+        lab = LabSession(choice)
+        made.append(lab)
+        return lab
+
+    yield make
+    for lab in made:
+        lab.close()
+    wait_until(lambda: state.trainer_threads() == 0, 10, "no trainer threads left")
+
+
+# --- the trainer limit --------------------------------------------------------------------
+def test_default_limit_is_one_trainer_per_core():
+    assert state._cpu_count() >= 1
+    # the module default (unless MLP_LAB_MAX_RUNS is set): as many trainers as cores
+    assert state._env_number("MLP_LAB_MAX_RUNS_UNSET", state._cpu_count(), int) == state._cpu_count()
+
+
+def test_further_runs_wait_in_line_and_start_on_their_own(labs, monkeypatch):
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    first, second, third = labs(), labs(), labs()
+    assert first.start(50_000) is None
+    wait_until(lambda: first.status().running and not first.waiting, what="first run training")
+    assert second.start(20) is None and third.start(20) is None  # queued, not refused
+    wait_until(lambda: state.waiting_runs() == 2, what="two runs waiting")
+    s2, s3 = second.status(), third.status()
+    assert s2.waiting and s2.running and s2.queue_position == 0 and s2.run_done == 0
+    assert s3.waiting and s3.queue_position == 1
+    assert "Waiting for a free trainer" in waiting_text(s2) and "next in line" in waiting_text(s2)
+    assert "1 run of other students is ahead" in waiting_text(s3)
+    assert any("Waiting for a free trainer" in line for line in status_lines(s2))
+    assert state.active_runs() == 1 and state.trainer_threads() == 3
+    assert second.trainer.step == 0 and third.trainer.step == 0  # nobody trains while waiting
+
+    first.stop()  # a trainer is free: the line moves by itself, first come first served
+    wait_until(lambda: not second.running and not third.running, what="queued runs done")
+    assert second.trainer.step == 20 and third.trainer.step == 20
+    assert second.run_info.ended <= third.run_info.ended
+    assert state.active_runs() == 0 and state.waiting_runs() == 0
+
+
+def test_stop_while_waiting_leaves_the_line(labs, monkeypatch):
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    busy, queued = labs(), labs()
+    busy.start(50_000)
+    queued.start(100)
+    wait_until(lambda: queued.waiting, what="waiting")
+    queued.stop(wait=True)
+    assert not queued.running and queued.trainer.step == 0
+    kinds, texts = zip(*queued.pop_notices())
+    assert "cancelled before a trainer became free" in texts[0]
+    assert state.waiting_runs() == 0 and state.trainer_threads() == 1
+
+
+def test_closing_a_waiting_session_ends_its_thread(labs, monkeypatch):
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    busy, queued = labs(), labs()
+    busy.start(50_000)
+    queued.start(100)
+    wait_until(lambda: queued.waiting, what="waiting")
+    started = time.monotonic()
+    queued.close()  # the tab closed while it waited
+    assert not queued.running and time.monotonic() - started < 2
+    assert queued.pop_notices() == []  # nobody is there to read it
+    busy.close()
+    assert state.trainer_threads() == 0 and state.active_runs() == 0
+
+
+def test_trainer_threads_are_named_counted_and_published(labs, monkeypatch, tmp_path):
+    import threading
+
+    monkeypatch.setenv("MLP_LAB_STATUS_DIR", str(tmp_path))
+    lab = labs()
+    lab.start(50_000)
+    wait_until(lambda: lab.status().running and not lab.waiting, what="running")
+    names = [t.name for t in threading.enumerate() if t.name.startswith(state.TRAINER_THREAD_PREFIX)]
+    assert len(names) == 1
+    counts = json.loads((tmp_path / "trainers.json").read_text())
+    assert counts["threads"] == 1 and counts["running"] == 1 and counts["limit"] == state.MAX_ACTIVE_RUNS
+    lab.close()
+    counts = json.loads((tmp_path / "trainers.json").read_text())
+    assert counts["threads"] == 0 and counts["running"] == 0 and counts["waiting"] == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith(state.TRAINER_THREAD_PREFIX)]
+
+
+def test_every_run_is_capped_in_steps_and_seconds(labs, monkeypatch):
+    monkeypatch.setattr(state, "MAX_SECONDS_PER_RUN", 0.5)
+    lab = labs()
+    assert "between 1 and" in lab.start(state.MAX_STEPS_PER_RUN + 1)
+    started = time.monotonic()
+    lab.start(state.MAX_STEPS_PER_RUN)
+    wait_until(lambda: not lab.running, 10, "the run's end")
+    assert time.monotonic() - started < 5 and lab.status().status == "time_up"
+    assert any("limit of 0.5 seconds" in text for _, text in lab.pop_notices())
+
+
+# --- isolation and memory -----------------------------------------------------------------
+def test_two_students_training_at_once_share_nothing_but_the_data(labs):
+    a, b = labs(), labs()
+    assert a.start(200) is None and b.start(50) is None
+    wait_until(lambda: not a.running and not b.running, what="both runs done")
+    assert a.trainer.step == 200 and b.trainer.step == 50
+    sa, sb = a.snapshot(), b.snapshot()
+    assert sa.history.steps[-1] == 200 and sb.history.steps[-1] == 50  # each its own history
+    for name in sa.params:  # each its own weights, not views of one array
+        assert not np.shares_memory(a.model.params[name], b.model.params[name])
+        assert not np.array_equal(sa.params[name], sb.params[name])
+    assert a.data is b.data  # the one thing shared: MNIST, read-only
+    a.reset()
+    assert b.trainer.step == 50  # one student's reset leaves the other alone
+
+
+def test_per_session_memory_is_bounded(labs):
+    data = get_data()
+    assert data.nbytes < 250 * 2**20 and not data.x_train.flags.writeable
+    lab = labs()
+    # the history keeps at most max_history points (then averages neighbours): bounded
+    history = lab.trainer.history
+    for step in range(1, 3 * history.max_points):
+        history.add_loss(step, 1.0)
+    assert len(history.steps) <= history.max_points
+    # weights kept per session: the model, one checkpoint, the starting copy, the optimizer
+    weights = sum(v.nbytes for v in lab.model.params.values())
+    kept = weights * 2 + sum(v.nbytes for v in lab.initial_params.values())
+    assert kept <= 3 * weights
+    # the default dense model, everything together, is a few MB
+    big = LabSession()
+    try:
+        assert sum(v.nbytes for v in big.model.params.values()) < 2 * 2**20
+    finally:
+        big.close()
+
+
+# --- divergence ---------------------------------------------------------------------------
+def test_a_too_high_learning_rate_stops_and_restores_finite_weights(labs):
+    lab = labs(ModelChoice(kind="dense", hidden=(16,), optimizer="sgd", schedule="constant"))
+    lab.start(100, lr=0.01)
+    wait_until(lambda: not lab.running, what="a good run")
+    good = {k: v.copy() for k, v in lab.model.params.items()}
+    lab.pop_notices()
+    lab.start(2000, lr=1e6)  # far too high: the loss explodes within a few steps
+    wait_until(lambda: not lab.running, what="the diverging run")
+    status = lab.status()
+    assert status.status == "diverged" and status.step == 100  # stopped on its own, rolled back
+    kind, text = lab.pop_notices()[0]
+    assert kind == "error" and "diverged" in text and "smaller" in text
+    for name, value in lab.model.params.items():
+        np.testing.assert_array_equal(value, good[name])  # the last finite weights
+    history = lab.snapshot(False).history
+    assert np.isfinite(history.losses).all() and history.steps[-1] <= 100  # no NaN for a chart
+    figure = figures.loss_figure(history.steps, history.losses)
+    assert all(np.isfinite(np.asarray(t.y, dtype=float)).all() for t in figure.data if t.y is not None)
+    model, _ = model_from_bytes(lab.to_bytes())  # the saved file is finite and loads
+    assert all(np.isfinite(v).all() for v in model.params.values())
+    assert status_lines(lab.status())[-1].startswith(":red-badge")
+
+
+# --- the class configuration --------------------------------------------------------------
+def test_config_keeps_xsrf_on_caps_uploads_and_hides_developer_menus():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    server, client = config["server"], config["client"]
+    assert server["enableXsrfProtection"] is True and server["enableCORS"] is True
+    assert server["maxUploadSize"] * 2**20 == state.MAX_UPLOAD_BYTES
+    assert client["toolbarMode"] == "viewer" and client["showErrorDetails"] == "none"
+    assert server["fileWatcherType"] == "none" and server["headless"] is True
+
+
+def test_an_upload_over_the_cap_is_refused(labs):
+    lab = labs()
+    before = lab.model
+    message = lab.load_bytes(b"PK\x03\x04" + bytes(state.MAX_UPLOAD_BYTES), "huge.npz")
+    assert "up to 20 MB" in message and "unchanged" in message and lab.model is before
+
+
+# --- the waiting status on the Train page (AppTest) ---------------------------------------
+def test_train_page_shows_the_waiting_status(monkeypatch):
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    clear_sessions()
+    busy = LabSession(SMALL)
+    try:
+        busy.start(50_000)
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+        at.run()
+        at.switch_page("pages/train.py").run()
+        lab = at.session_state["lab"]
+        at.select_slider(key="train_steps").set_value(100).run()
+        next(b for b in at.button if b.label == "Train").click().run()
+        assert lab.waiting
+        assert any("Waiting for a free trainer" in i.value for i in at.info)
+        assert "Waiting for a free trainer" in " ".join(m.value for m in at.sidebar.markdown)
+        stop = next(b for b in at.button if b.label == "Stop")
+        assert not stop.disabled  # Stop leaves the line
+        busy.stop()
+        wait_until(lambda: not lab.running, what="the queued run")
+        at.run()
+        assert lab.trainer.step == 100 and not at.exception
+    finally:
+        busy.close()
+        clear_sessions()
+    assert math.isclose(state.trainer_threads(), 0)
