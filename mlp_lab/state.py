@@ -453,7 +453,9 @@ class LabSession:
         try:
             model, meta = model_from_bytes(bytes(data))
         except ValueError as exc:
-            return f"Could not load {name}. {exc}. Your current model is unchanged."
+            reason = str(exc).rstrip(".")
+            end = "" if reason.endswith(("?", "!")) else "."
+            return f"Could not load {name}. {reason}{end} Your current model is unchanged."
         except Exception as exc:  # never a traceback for a bad file
             log.exception("unexpected error loading %s", name)
             return (f"Could not load {name}: it is not a model saved by MLP Lab "
