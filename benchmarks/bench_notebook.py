@@ -71,7 +71,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict:
         "benchmark": "notebook",
         "quick": quick,
         "settings": {"model": model_cfg, "training": train_cfg.to_dict(), "steps": steps, "repeats": repeats},
-        "seconds": common.spread(seconds[best]),
+        "run_seconds": common.spread(seconds[best]),
         "seconds_by_blas_threads": {str(t or "default"): common.spread(v) for t, v in seconds.items()},
         "blas_threads": threads_used,
         "seconds_for_20000_steps": per_20k,
@@ -82,7 +82,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict:
 
 
 def human(result: dict) -> str:
-    s = result["seconds"]
+    s = result["run_seconds"]
     rows = [[f"{result['settings']['steps']:,}", f"{s['median']:.2f}", f"{s['min']:.2f}-{s['max']:.2f}",
              f"{result['steps_per_second']:,.0f}", f"{result['test_accuracy']:.2%}"]]
     return ("Notebook model (preset 'notebook': mse, SGD lr 0.001, batch 1)\n\n"

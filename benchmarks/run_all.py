@@ -61,12 +61,12 @@ def run_benchmark(name: str, quick: bool, timeout: float) -> dict:
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         return {"benchmark": name, "error": f"exited with status {proc.returncode}", "figures": [],
-                "seconds": seconds}
+                "harness_seconds": seconds}
     try:
         result = common.last_json_line(proc.stdout)
     except ValueError as exc:
-        return {"benchmark": name, "error": str(exc), "figures": [], "seconds": seconds}
-    result["seconds"] = seconds
+        return {"benchmark": name, "error": str(exc), "figures": [], "harness_seconds": seconds}
+    result["harness_seconds"] = seconds  # this benchmark's whole run, start-up included
     return result
 
 
@@ -131,7 +131,7 @@ def markdown(report: dict) -> str:
             text = importlib.import_module(BENCHMARKS[name]).human(result)
         except Exception as exc:  # noqa: BLE001 (a detail table must not sink the report)
             text = f"(could not render: {exc})"
-        parts += [f"### {name} ({result.get('seconds', 0):.0f} s)", "", "```", text, "```", ""]
+        parts += [f"### {name} ({result.get('harness_seconds', 0):.0f} s)", "", "```", text, "```", ""]
     return "\n".join(parts)
 
 

@@ -82,6 +82,9 @@ def test_machine_info_and_written_files(quick_run):
     markdown = out.with_suffix(".md").read_text()
     assert "| figure | ours | reference | ratio | target | result |" in markdown
     assert "python benchmarks/run_all.py --quick" in markdown
+    assert "could not render" not in markdown  # every benchmark's detail table renders
+    for name in BENCHMARKS:
+        assert f"### {name} (" in markdown
 
 
 def test_flop_count_formula():
