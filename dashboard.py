@@ -12,6 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import streamlit as st  # noqa: E402
 
+from mlp_lab.links import apply_link, sync_link  # noqa: E402
 from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices  # noqa: E402
 
 st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
@@ -21,14 +22,19 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/show_chart:"),
     st.Page("pages/weights.py", title="Weights", icon=":material/grid_on:"),
     st.Page("pages/testing.py", title="Test", icon=":material/draw:"),
+    st.Page("pages/lesson.py", title="Lessons", icon=":material/school:"),
+    st.Page("pages/compare.py", title="Notebook vs modern", icon=":material/compare_arrows:"),
+    st.Page("pages/why.py", title="Why this answer", icon=":material/psychology_alt:"),
 ]
 
 page = st.navigation(PAGES)
 try:
     lab = get_lab()
+    apply_link(lab)  # a shared link (?lesson=... or settings) sets the model, once per session
     show_notices(lab)
     render_sidebar(lab)
     page.run()
+    sync_link(lab)  # the address bar holds the current settings, to share them
 except Exception as exc:  # noqa: BLE001 - no traceback ever reaches a student
     if os.environ.get("MLP_LAB_DEBUG"):
         raise

@@ -9,7 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
-PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test"}
+PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test",
+               "Lessons": "Lessons", "Notebook vs modern": "Notebook vs modern",
+               "Why this answer": "Why this answer"}
 
 
 def go(page, name: str) -> None:

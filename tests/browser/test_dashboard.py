@@ -87,7 +87,7 @@ def wait_for_metric_change(page, label: str, old: str, timeout: float = 15.0) ->
 
 def test_every_page_renders_without_an_exception(page):
     links = page.get_by_test_id("stSidebarNavLink")
-    assert [t.split("\n")[-1] for t in links.all_inner_texts()] == ["Model", "Train", "Weights", "Test"]
+    assert [t.split("\n")[-1] for t in links.all_inner_texts()][:4] == ["Model", "Train", "Weights", "Test"]
     assert_no_exception(page)
     screenshot(page, "model", height=1250)
     for name in ("Train", "Weights", "Test", "Model"):

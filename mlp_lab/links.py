@@ -1,0 +1,72 @@
+"""Streamlit glue for shareable settings: the lab's settings in the page's link
+(``st.query_params``), and starting a lesson in one click.
+
+The pure parts (what a link means, the lessons) live in ``mlp_lab.teaching``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from .state import DEFAULT_STEPS, LabSession, ModelChoice
+from .teaching import LESSONS_BY_KEY, params_to_settings, settings_to_params
+
+APPLIED_KEY = "link_applied"  # the link of the first visit has been read
+LESSON_KEY = "lesson"  # the lesson the user started (its key), if any
+# Keys of other pages' widgets that must follow a new model (they refill from the lab).
+_FOLLOWERS = ("train_lr", "m_kind", "m_hidden", "m_activation", "m_loss", "m_init",
+              "m_optimizer", "m_batch_size", "m_schedule")
+
+
+def install(lab: LabSession, choice: ModelChoice, steps: int, lesson: str | None = None) -> None:
+    """Make a fresh model with ``choice``, set the Train page's steps, remember the lesson."""
+    lab.reset(choice)
+    st.session_state["steps_choice"] = steps
+    for key in _FOLLOWERS + ("train_steps",):
+        st.session_state.pop(key, None)
+    if lesson:
+        st.session_state[LESSON_KEY] = lesson
+    else:
+        st.session_state.pop(LESSON_KEY, None)
+
+
+def start_lesson(lab: LabSession, key: str) -> None:
+    lesson = LESSONS_BY_KEY[key]
+    install(lab, lesson.choice, lesson.train_steps, lesson=key)
+
+
+def apply_link(lab: LabSession) -> None:
+    """On a session's first run: if the link holds settings (``?lesson=adam``, or
+    ``?model=dense&hidden=128-64&lr=0.001`` ...), make that model. Runs once per session."""
+    if st.session_state.get(APPLIED_KEY):
+        return
+    st.session_state[APPLIED_KEY] = True
+    parsed = params_to_settings(st.query_params.to_dict())
+    if parsed is None:
+        return
+    choice, _lr, steps, problems = parsed
+    lesson = st.query_params.get("lesson")
+    install(lab, choice, steps, lesson=lesson if lesson in LESSONS_BY_KEY else None)
+    if problems:
+        st.toast("Parts of this link were ignored: " + "; ".join(problems) + ".",
+                 icon=":material/link_off:")
+    else:
+        st.toast(f"Settings from the link: {lab.model.describe()}, {choice.describe_training()}.",
+                 icon=":material/link:")
+
+
+def current_params(lab: LabSession) -> dict[str, str]:
+    """The query parameters that describe the lab as it is now."""
+    steps = st.session_state.get("train_steps", st.session_state.get("steps_choice", DEFAULT_STEPS))
+    params = settings_to_params(lab.choice, lab.trainer.base_lr, int(steps))
+    lesson = st.session_state.get(LESSON_KEY)
+    if lesson in LESSONS_BY_KEY and LESSONS_BY_KEY[lesson].choice.model_config() == lab.choice.model_config():
+        params = {"lesson": lesson, **params}
+    return params
+
+
+def sync_link(lab: LabSession) -> None:
+    """Keep the address bar's link equal to the current settings (written only on change)."""
+    params = current_params(lab)
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)

@@ -1,0 +1,54 @@
+"""Lessons: one click sets up the model and its training for a step of the lesson; the
+current settings are in the page's link, to hand out to a class."""
+
+import streamlit as st
+
+from mlp_lab.links import LESSON_KEY, current_params, start_lesson
+from mlp_lab.session import get_lab
+from mlp_lab.teaching import LESSONS, LESSONS_BY_KEY
+
+lab = get_lab()
+
+
+def _start(key: str) -> None:
+    start_lesson(lab, key)
+    st.session_state["lesson_message"] = key
+
+
+st.title("Lessons")
+st.caption(
+    "**What am I looking at?** A lesson in six steps, from the notebook's slow network to a "
+    "modern one. Each **Start** button sets up the network and its training settings in one "
+    "click (it replaces the current model with fresh random weights); then follow the steps "
+    "written under it. The address in your browser always holds the current settings: copy it "
+    "to share them.")
+
+started = st.session_state.pop("lesson_message", None)
+if started:
+    lesson = LESSONS_BY_KEY[started]
+    st.success(f"Lesson {lesson.title} is set up: {lab.model.describe()}, "
+               f"{lab.choice.describe_training()}. Now go to Train.")
+    st.page_link(lesson.page, label="Go to **Train**", icon=":material/show_chart:")
+
+active = st.session_state.get(LESSON_KEY)
+for lesson in LESSONS:
+    with st.container(border=True):
+        head, button = st.columns([5, 1])
+        mark = " :green-badge[current]" if lesson.key == active else ""
+        head.markdown(f"#### {lesson.title}{mark}\n{lesson.goal}")
+        button.button("Start", key=f"lesson_{lesson.key}", on_click=_start, args=(lesson.key,),
+                      type="primary" if lesson.key == active else "secondary", width="stretch",
+                      help=f"Set up lesson {lesson.title}: {lesson.choice.describe_training()}. "
+                           "This makes a fresh model; the current one is replaced.")
+        st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(lesson.steps, start=1)))
+
+st.header("Share these settings")
+st.caption("Students who open this link get the same network and training settings (each with "
+           "their own fresh model). It is also what the address bar shows right now.")
+query = "&".join(f"{k}={v}" for k, v in current_params(lab).items())
+base = ""
+try:
+    base = str(st.context.url or "").split("?")[0]
+except Exception:  # older Streamlit or no browser (AppTest): the query alone still works
+    base = ""
+st.code(f"{base}?{query}" if base else f"?{query}", language=None)

@@ -1,0 +1,98 @@
+"""The teaching pages in a real browser: a lesson in one click and its link, the ladder
+trained in the background, the A/B preprocessing view and the saliency on a drawing.
+Writes docs/screenshots/lesson_*.png for the README's "A 10-minute lesson"."""
+
+from __future__ import annotations
+
+import pytest
+
+from browser_ui import assert_no_exception, go, metric_value, screenshot
+from test_dashboard import draw, set_steps
+
+pytestmark = pytest.mark.browser
+
+
+def query(page) -> dict:
+    return page.evaluate("() => Object.fromEntries(new URLSearchParams(location.search))")
+
+
+def test_a_lesson_in_one_click_and_its_link(page, browser, server):
+    go(page, "Lessons")
+    page.locator(".st-key-lesson_dense button").first.wait_for()  # the sixth and last
+    page.locator(".st-key-lesson_notebook button").first.click()
+    page.get_by_text("is set up").wait_for()
+    page.wait_for_function("() => location.search.includes('lesson=notebook')")
+    params = query(page)
+    assert params["model"] == "notebook" and params["loss"] == "mse" and params["batch"] == "1"
+    assert "Notebook net" in page.get_by_test_id("stSidebar").inner_text()
+    assert_no_exception(page)
+    screenshot(page, "lesson_start", height=1300)
+
+    # A student opens the link the teacher handed out: the same settings, their own model.
+    link = page.evaluate("() => location.href")
+    context = browser.new_context()
+    student = context.new_page()
+    student.set_default_timeout(30_000)
+    student.goto(link)
+    student.get_by_text("Settings from the link").first.wait_for()
+    assert "Notebook net" in student.get_by_test_id("stSidebar").inner_text()
+    assert "Steps trained: 0" in student.get_by_test_id("stSidebar").inner_text()
+    assert query(student) == params
+    # and a short link to a lesson sets up everything that lesson needs
+    student.goto(f"{server.url}/?lesson=adam")
+    student.get_by_text("Settings from the link").first.wait_for()
+    go(student, "Model")
+    current = student.get_by_test_id("stAlert").filter(has_text="Current model").inner_text()
+    assert "Notebook net" in current and "Adam" in current, current
+    assert query(student)["lesson"] == "adam" and query(student)["opt"] == "adam"
+    context.close()
+
+
+@pytest.mark.slow
+def test_notebook_vs_modern_ladder(page):
+    go(page, "Notebook vs modern")
+    page.get_by_role("button", name="Train all six").click()
+    # the fragment polls the background worker; at the end the table lists all six rungs
+    page.get_by_test_id("stPlotlyChart").get_by_text("6 · A modern network").first.wait_for(
+        timeout=120_000)
+    page.get_by_role("button", name="Train all six").and_(page.locator(":enabled")).wait_for()
+    page.get_by_test_id("stDataFrame").wait_for()
+    assert_no_exception(page)
+    notebook, modern = [float(v.rstrip("%")) for v in
+                        page.get_by_test_id("stMetric").filter(has_text="Test accuracy")
+                        .get_by_test_id("stMetricValue").all_inner_texts()]
+    assert notebook < 25 and modern > 90
+    screenshot(page, "lesson_compare", height=2300)
+    page.get_by_role("button", name="Re-run the notebook's cell 10 times").click()
+    page.get_by_text("The notebook after 10 runs of its cell").wait_for(timeout=120_000)
+    rerun = float(metric_value(page, "The notebook after 10 runs").rstrip("%"))
+    assert rerun > 30  # about 60 %: the long, flat start, then the climb
+    assert_no_exception(page)
+
+
+@pytest.mark.slow
+def test_why_this_answer_ab_and_saliency_on_a_drawing(page):
+    go(page, "Lessons")
+    page.locator(".st-key-lesson_dense button").first.click()
+    page.get_by_text("is set up").wait_for()
+    go(page, "Train")
+    set_steps(page, 2)  # 500 steps: a dense network that reads clear digits
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Finished: trained 500 steps").first.wait_for(timeout=90_000)
+
+    go(page, "Why this answer")
+    page.locator("canvas.upper-canvas").first.wait_for()
+    # a small 7 in the top-left corner: squeezing the whole box (A) keeps it tiny and
+    # off-centre; MNIST-style (B) cuts it out, scales it up and centres it
+    draw(page, [[(18, 22), (45, 22), (72, 22), (56, 62), (40, 102)]])
+    page.get_by_text("B · MNIST-style: answer").first.wait_for()
+    assert metric_value(page, "B · MNIST-style: answer") == "7"
+    page.get_by_text("Why: which pixels decided it").wait_for()
+    page.get_by_text("% of the colour is red").wait_for()
+    page.get_by_text("neurons fire").first.wait_for()
+    page.wait_for_timeout(800)
+    assert_no_exception(page)
+    screenshot(page, "lesson_why", height=2000)
+    page.get_by_text("Occlusion (hide a square)").click()
+    page.wait_for_timeout(1500)
+    assert_no_exception(page)

@@ -1,0 +1,170 @@
+"""The teaching pages in Streamlit's AppTest: Lessons, Notebook vs modern, Why this answer,
+and settings carried by the link (st.query_params)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mlp_lab.session import clear_sessions
+from mlp_lab.teaching import LESSONS, RUNGS, get_experiments
+from test_app import assert_clean, canvas_drawing, wait_idle
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py")
+
+
+def new_app(query: dict | None = None) -> AppTest:
+    clear_sessions()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=90)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    return at
+
+
+@pytest.fixture
+def app():
+    at = new_app()
+    yield at
+    clear_sessions()
+
+
+@pytest.mark.parametrize("page", TEACHING_PAGES)
+def test_teaching_pages_render_with_a_plain_words_caption(app, page):
+    app.switch_page(page).run()
+    assert_clean(app)
+    assert any("What am I looking at?" in c.value for c in app.caption), page
+    for kind in ("button", "select_slider", "selectbox", "radio", "toggle"):
+        for widget in getattr(app, kind):
+            assert widget.help, f"{page}: {kind} {widget.label!r} has no help text"
+
+
+def test_the_link_always_holds_the_current_settings(app):
+    assert app.query_params["model"] == ["dense"] or app.query_params["model"] == "dense"
+    app.switch_page("pages/lesson.py").run()
+    app.button(key="lesson_notebook").click().run()
+    assert_clean(app)
+    lab = app.session_state["lab"]
+    assert lab.choice == LESSONS[0].choice and lab.model.kind == "notebook"
+    params = {k: (v[-1] if isinstance(v, list) else v) for k, v in app.query_params.items()}
+    assert params["lesson"] == "notebook" and params["loss"] == "mse" and params["batch"] == "1"
+    assert any("is set up" in s.value for s in app.success)
+    assert any("?lesson=notebook&model=notebook" in c.value for c in app.code)
+
+
+def test_a_lesson_starts_in_one_click_and_the_other_pages_follow(app):
+    app.switch_page("pages/model.py").run()  # its widgets hold the dense settings now
+    app.switch_page("pages/lesson.py").run()
+    app.button(key="lesson_adam").click().run()
+    app.switch_page("pages/model.py").run()
+    assert app.radio(key="m_kind").value == "notebook"
+    assert app.selectbox(key="m_optimizer").value == "adam"
+    app.switch_page("pages/train.py").run()
+    assert app.select_slider(key="train_steps").value == 2000
+    assert "Notebook net" in " ".join(m.value for m in app.markdown)
+
+
+def test_opening_a_shared_link_sets_up_that_model():
+    at = new_app({"lesson": "batch"})
+    try:
+        assert_clean(at)
+        lab = at.session_state["lab"]
+        assert lab.choice == RUNGS["batch"].choice
+        at = at.switch_page("pages/train.py").run()
+        assert at.select_slider(key="train_steps").value == 2000
+    finally:
+        clear_sessions()
+    at = new_app({"model": "dense", "hidden": "64", "lr": "0.01", "steps": "500"})
+    try:
+        lab = at.session_state["lab"]
+        assert lab.model.describe() == "Dense MLP 784-64-10 (relu)" and lab.trainer.base_lr == 0.01
+        at.switch_page("pages/train.py").run()
+        assert at.select_slider(key="train_steps").value == 500
+        assert at.select_slider(key="train_lr").value == 0.01
+    finally:
+        clear_sessions()
+
+
+def test_a_bad_link_still_opens_with_a_note():
+    at = new_app({"model": "dense", "batch": "3"})
+    try:
+        assert_clean(at)
+        assert at.session_state["lab"].choice.batch_size == 128
+        assert any("ignored" in t.value for t in at.toast)
+    finally:
+        clear_sessions()
+
+
+@pytest.mark.slow
+def test_compare_page_trains_the_ladder_and_overlays_the_curves(app):
+    app.switch_page("pages/compare.py").run()
+    assert any("Train all six" in i.value for i in app.info)
+    app.select_slider(key="cmp_steps").set_value(1000).run()
+    next(b for b in app.button if b.label == "Train all six").click().run()
+    get_experiments().wait(180)  # AppTest cannot fire run_every: wait, then run again
+    app.run()
+    assert_clean(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert "Test accuracy" in metrics
+    specs = [c.proto.spec for c in app.get("plotly_chart")]
+    accuracy = next(s for s in specs if "Accuracy on unseen images" in s)
+    for rung in ("1 · The notebook", "6 · A modern network", "4 · Adam"):
+        assert rung in accuracy
+    assert any("Test accuracy after the same number of steps" in s for s in specs)
+    table = app.dataframe[0].value
+    assert list(table["rung"]) == [r.title for r in RUNGS.values()]
+    acc = [float(v.rstrip("%")) for v in table["test accuracy"]]
+    assert acc[0] < 25 and acc[-1] > 90 and acc[-1] > acc[0] + 60
+    assert any("66.8" in m.value for m in app.markdown)
+
+
+def test_why_page_ab_saliency_and_activations(app):
+    lab = app.session_state["lab"]
+    assert lab.start(300) is None
+    wait_idle(lab)
+    app.switch_page("pages/why.py").run()
+    assert any("Draw a digit" in i.value for i in app.info)
+    app.session_state["why_canvas_0"] = canvas_drawing([(140, 40), (140, 240)])
+    app.run()
+    assert_clean(app)
+    answers = {m.label: m.value for m in app.metric}
+    assert answers["B · MNIST-style: answer"] == "1"  # a clear, centred 1
+    assert "A · Just shrunk: answer" in answers
+    charts = [c.proto.spec for c in app.get("plotly_chart")]
+    assert any("neurons fire" in s for s in charts) and any("Output" in s for s in charts)
+    assert app.selectbox(key="why_digit").value == 1
+    assert any("% of the colour is red (for 1)" in c.value for c in app.caption)
+    app.selectbox(key="why_digit").set_value(7).run()
+    assert any("(for 7)" in c.value for c in app.caption)
+    app.radio(key="why_method").set_value("occlusion").run()
+    assert_clean(app)
+    assert any("(for 7)" in c.value for c in app.caption)
+
+
+def test_why_page_for_the_notebook_model_shows_its_matrix_layers(app):
+    app.switch_page("pages/lesson.py").run()
+    app.button(key="lesson_notebook").click().run()
+    app.switch_page("pages/why.py").run()
+    app.session_state["why_canvas_0"] = canvas_drawing([(90, 60), (190, 60), (130, 230)])
+    app.run()
+    assert_clean(app)
+    charts = [c.proto.spec for c in app.get("plotly_chart")]
+    assert any("128 × 28" in s for s in charts) and any("10 × 28" in s for s in charts)
+    assert np.isfinite([float(m.value) for m in app.metric if "answer" in m.label]).all()
+
+
+def test_the_teaching_pages_do_not_import_tensorflow():
+    """Only the NumPy-vs-Keras view may import TensorFlow; these pages must not."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({str(ROOT / 'dashboard.py')!r}, default_timeout=60); at.run()\n"
+            f"for page in {TEACHING_PAGES!r}: at.switch_page(page).run()\n"
+            "assert not at.exception\n"
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
