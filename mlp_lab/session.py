@@ -24,6 +24,14 @@ from .state import LabSession, LabStatus
 # (see mlp_core/blas.py). dashboard.py also sets OPENBLAS_NUM_THREADS before NumPy loads.
 set_blas_threads(1)
 
+# Import pandas now, completely, before sessions run in parallel: Plotly looks pandas up in
+# sys.modules without importing it, and under load a session's chart saw a half-imported
+# pandas (another session's thread was importing it): "partially initialized module".
+try:
+    import pandas  # noqa: F401
+except ImportError:  # Plotly and Streamlit work without it
+    pass
+
 log = logging.getLogger("mlp_lab")
 if not log.handlers:  # the server's console shows when runs start, end and sessions close
     _handler = logging.StreamHandler(sys.stderr)

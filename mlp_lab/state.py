@@ -60,9 +60,11 @@ def _cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# Runs training at once, all sessions together: one per core (each run uses one BLAS thread),
-# so the cores stay busy and every further run waits in line instead of slowing all down.
-MAX_ACTIVE_RUNS = _env_number("MLP_LAB_MAX_RUNS", _cpu_count(), int)
+# Runs training at once, all sessions together: one per core but one (each run keeps a core
+# busy with one BLAS thread), so a core stays free for drawing every student's pages, which
+# also need Python's GIL the trainers share with them; further runs wait in line instead of
+# slowing everybody down. At least one, of course.
+MAX_ACTIVE_RUNS = _env_number("MLP_LAB_MAX_RUNS", max(1, _cpu_count() - 1), int)
 TRAINER_THREAD_PREFIX = "mlp-lab-trainer-"
 MAX_UPLOAD_BYTES = 20 * 2**20  # uploaded model files; .streamlit/config.toml's maxUploadSize too
 

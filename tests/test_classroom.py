@@ -48,10 +48,22 @@ def labs():
 
 
 # --- the trainer limit --------------------------------------------------------------------
-def test_default_limit_is_one_trainer_per_core():
-    assert state._cpu_count() >= 1
-    # the module default (unless MLP_LAB_MAX_RUNS is set): as many trainers as cores
-    assert state._env_number("MLP_LAB_MAX_RUNS_UNSET", state._cpu_count(), int) == state._cpu_count()
+def test_default_limit_is_one_trainer_per_core_but_one(monkeypatch):
+    import importlib
+
+    cores = state._cpu_count()
+    assert cores >= 1
+    monkeypatch.delenv("MLP_LAB_MAX_RUNS", raising=False)
+    fresh = importlib.reload(state)  # the default, as a server starting without the variable
+    try:
+        assert fresh.MAX_ACTIVE_RUNS == max(1, cores - 1)
+        monkeypatch.setenv("MLP_LAB_MAX_RUNS", "7")
+        assert importlib.reload(state).MAX_ACTIVE_RUNS == 7
+        monkeypatch.setenv("MLP_LAB_MAX_RUNS", "lots")  # nonsense falls back to the default
+        assert importlib.reload(state).MAX_ACTIVE_RUNS == max(1, cores - 1)
+    finally:
+        monkeypatch.delenv("MLP_LAB_MAX_RUNS")
+        importlib.reload(state)
 
 
 def test_further_runs_wait_in_line_and_start_on_their_own(labs, monkeypatch):

@@ -1,0 +1,499 @@
+"""Load test: a class of N students on one local server, in real browser sessions.
+
+    python -m loadtest.run --sessions 30 --trainers 5 [--rounds 3] [--max-runs 5] [--json out.json]
+
+Starts `streamlit run dashboard.py` on 127.0.0.1 (a free port; nothing else is contacted),
+then opens N Playwright browser contexts in one Debian Chromium: N Streamlit sessions. The
+first ``--trainers`` sessions are students who train: each presses Train (2,000 steps)
+and, while the run goes, looks at the Weights and Test pages and draws a digit. The others
+switch pages, draw a digit and read the prediction, clear, and look at the weights.
+Sessions arrive a little apart (``--ramp`` seconds) and pause 0.5-1.5 s between actions
+(students read), and each performs ``--rounds`` rounds.
+
+Every interaction is timed from the click (or the mouse-up of a stroke) until its answer is
+on the screen: a page's title after a page switch, "Training: step" or "Waiting for a free
+trainer" after Train, the prediction after a stroke, an empty canvas after Clear. The report
+gives p50/p95/max per kind and overall, errors (time-outs, exception boxes, the friendly
+error box), the server's RSS (with one session, with all open, peak) and CPU use, and, after
+every context is closed, how long until the server has no training thread left (read from
+``trainers.json``, which the server writes to ``MLP_LAB_STATUS_DIR``).
+
+Bounded: sessions, rounds and each wait are capped; the server is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test"}
+ACTION_TIMEOUT_MS = 30_000  # an answer slower than this counts as an error
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+# --- the server ---------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`streamlit run dashboard.py` on 127.0.0.1, publishing its trainer counts."""
+
+    def __init__(self, max_runs: int | None = None, env: dict | None = None):
+        self.status_dir = Path(tempfile.mkdtemp(prefix="mlp-lab-status-"))
+        self.log_path = self.status_dir / "server.log"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1",
+                       "MLP_LAB_STATUS_DIR": str(self.status_dir), **(env or {})}
+        environment.pop("MLP_LAB_DEBUG", None)
+        if max_runs:
+            environment["MLP_LAB_MAX_RUNS"] = str(max_runs)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "dashboard.py",
+                 "--server.headless", "true", "--server.address", "127.0.0.1",
+                 "--server.port", str(self.port), "--browser.gatherUsageStats", "false"],
+                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"streamlit did not become healthy in 60 s:\n{self.log()}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def trainers(self) -> dict:
+        """The server's own counts: live trainer threads, runs training, runs waiting."""
+        path = self.status_dir / "trainers.json"
+        if not path.exists():
+            return {"threads": 0, "running": 0, "waiting": 0}
+        return json.loads(path.read_text())
+
+    def rss_mb(self) -> float:
+        return _rss_mb(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        shutil.rmtree(self.status_dir, ignore_errors=True)
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class Sampler(threading.Thread):
+    """The server's RSS and CPU, twice a second, until ``stop()``."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self._halt = pid, [], threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.samples.append((time.monotonic(), _cpu_seconds(self.pid), _rss_mb(self.pid)))
+            except OSError:
+                return
+            self._halt.wait(0.5)
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join(2)
+        if len(self.samples) < 2:
+            return {}
+        (t0, c0, _), (t1, c1, _) = self.samples[0], self.samples[-1]
+        cpu = [100 * (b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(self.samples, self.samples[1:])
+               if b[0] > a[0]]
+        return {"cpu_percent_mean": round(100 * (c1 - c0) / (t1 - t0), 1),
+                "cpu_percent_p95": round(_percentile(cpu, 95), 1),
+                "rss_peak_mb": round(max(s[2] for s in self.samples), 1),
+                "cores": len(os.sched_getaffinity(0))}
+
+
+def _percentile(values, q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+# --- one student --------------------------------------------------------------------------
+@dataclass
+class Results:
+    times: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds, on screen
+    server: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds, websocket
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.times.setdefault(kind, []).append(seconds)
+
+
+class WebsocketTimer:
+    """The server's own answer time, read off the session's websocket: from the browser's
+    request for a script run (a BackMsg ``rerun_script``) to the server's ``script_finished``.
+    Unlike the on-screen times it leaves out the browser drawing the page, which on this
+    machine shares the 2 cores with the server and with every other student's browser."""
+
+    def __init__(self, results: Results):
+        self.results = results
+        self.pending: list[tuple[float, str]] = []  # (time sent, kind) of unanswered requests
+
+    def attach(self, page) -> None:
+        page.on("websocket", lambda ws: (ws.on("framesent", self.sent),
+                                         ws.on("framereceived", self.received)))
+
+    def sent(self, payload) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        if isinstance(payload, str):
+            return
+        try:
+            message = BackMsg.FromString(payload)
+        except Exception:
+            return
+        if message.WhichOneof("type") == "rerun_script":
+            state = message.rerun_script
+            kind = ("auto-refresh (run_every)" if state.is_auto_rerun else
+                    "fragment run" if state.fragment_id else "script run")
+            self.pending.append((time.perf_counter(), kind))
+
+    def received(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if isinstance(payload, str) or not self.pending:
+            return
+        try:
+            message = ForwardMsg.FromString(payload)
+        except Exception:
+            return
+        if message.WhichOneof("type") != "script_finished":
+            return
+        if message.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            return  # a newer request replaced this run: its own finish will answer both
+        now = time.perf_counter()
+        for sent, kind in self.pending:  # one finished run answers every request before it
+            self.results.server.setdefault(kind, []).append(now - sent)
+        self.pending.clear()
+
+
+async def _timed(results: Results, kind: str, session: int, act, answer) -> None:
+    """Do ``act()``, then wait for ``answer()``; record the time, or an error."""
+    try:
+        started = await act()
+        started = started if isinstance(started, float) else None
+        t0 = started or time.perf_counter()
+        await answer()
+        results.add(kind, time.perf_counter() - (started or t0))
+    except Exception as exc:  # a time-out or a vanished element: the student saw no answer
+        results.errors.append(f"session {session} {kind}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160]}")
+
+
+async def _check_page(page, results: Results, session: int, where: str) -> None:
+    if await page.get_by_test_id("stException").count() or \
+            await page.get_by_text("Something went wrong").count():
+        results.errors.append(f"session {session}: an error box on {where}")
+
+
+async def _go(page, results, session, name) -> None:
+    async def act():
+        t = time.perf_counter()
+        await page.get_by_test_id("stSidebarNavLink").filter(has_text=name).click()
+        return t
+
+    async def answer():
+        await page.get_by_role("heading", name=TITLES[name], exact=True).first.wait_for()
+        await page.get_by_text("Steps trained").first.wait_for()  # the sidebar status too
+
+    await _timed(results, f"switch to {name}", session, act, answer)
+    await _check_page(page, results, session, name)
+
+
+async def _draw_and_predict(page, results, session) -> None:
+    canvas = page.locator("canvas.upper-canvas").first
+    await canvas.wait_for()
+    box = await canvas.bounding_box()
+    prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction").first
+
+    async def act():
+        points = [(140, 40 + 10 * i) for i in range(21)]  # a vertical stroke: a "1"
+        await page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        await page.mouse.down()
+        for x, y in points[1:]:
+            await page.mouse.move(box["x"] + x, box["y"] + y, steps=2)
+        await page.mouse.up()
+        return time.perf_counter()
+
+    async def answer():
+        await page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="stMetric"]')].some(m =>
+                m.textContent.includes('Prediction') &&
+                /[0-9]/.test(m.querySelector('[data-testid="stMetricValue"]')?.textContent || ''))""",
+            timeout=ACTION_TIMEOUT_MS)
+
+    await _timed(results, "draw and predict", session, act, answer)
+
+    async def clear():
+        t = time.perf_counter()
+        await page.get_by_role("button", name="Clear").click()
+        return t
+
+    async def cleared():
+        await prediction.get_by_text("–").wait_for()
+
+    await _timed(results, "clear", session, clear, cleared)
+    await _check_page(page, results, session, "Test")
+
+
+async def _train(page, results, session) -> None:
+    button = page.get_by_role("button", name="Train", exact=True)
+    if not await button.is_enabled():
+        return  # the last run is still going (or waiting): nothing to press
+
+    async def act():
+        t = time.perf_counter()
+        await button.click()
+        return t
+
+    async def answer():
+        await page.get_by_text("Training: step").or_(
+            page.get_by_text("Waiting for a free trainer").first).first.wait_for()
+
+    await _timed(results, "press Train", session, act, answer)
+    await _check_page(page, results, session, "Train")
+
+
+async def student(browser, url: str, session: int, trains: bool, rounds: int, results: Results,
+                  opened: asyncio.Event, done: asyncio.Event, close_now: asyncio.Event,
+                  rng: random.Random) -> None:
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(ACTION_TIMEOUT_MS)
+        WebsocketTimer(results).attach(page)
+
+        async def open_():
+            t = time.perf_counter()
+            await page.goto(url)
+            return t
+
+        async def first_page():
+            await page.get_by_role("heading", name="MLP Lab").first.wait_for()
+            await page.get_by_text("Steps trained").first.wait_for()
+
+        await _timed(results, "open the app", session, open_, first_page)
+        opened.set()
+
+        async def think():
+            await asyncio.sleep(rng.uniform(0.5, 1.5))
+
+        for _ in range(rounds):
+            if trains:
+                plan = ["Train", "train", "Weights", "Test", "draw", "Train"]
+            else:
+                plan = ["Test", "draw", "Weights", "Train", "Model"]
+            for step in plan:
+                await think()
+                if step == "train":
+                    await _train(page, results, session)
+                elif step == "draw":
+                    await _draw_and_predict(page, results, session)
+                else:
+                    await _go(page, results, session, step)
+        done.set()
+        await close_now.wait()  # every student leaves at the same moment (the bell rings)
+    finally:
+        done.set()
+        await context.close()
+
+
+# --- the class ----------------------------------------------------------------------------
+async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: float,
+               seed: int) -> dict:
+    from playwright.async_api import async_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise RuntimeError("Chromium not found on PATH: apt-get install chromium")
+    results = Results()
+    rng = random.Random(seed)
+    report: dict = {"sessions": sessions, "trainers": trainers, "rounds": rounds}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            close_now = asyncio.Event()
+            sampler = Sampler(server.process.pid)
+            # the first student alone: MNIST is loaded, Plotly warmed up; that is the baseline
+            first_open, first_done = asyncio.Event(), asyncio.Event()
+            tasks = [asyncio.create_task(student(browser, server.url, 0, trainers > 0, rounds,
+                                                 results, first_open, first_done, close_now,
+                                                 random.Random(rng.random())))]
+            await asyncio.wait_for(first_open.wait(), 120)
+            await asyncio.sleep(2)
+            report["rss_one_session_mb"] = round(server.rss_mb(), 1)
+            report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
+            sampler.start()
+            started = time.perf_counter()
+            opened, done = [first_open], [first_done]
+            for i in range(1, sessions):
+                await asyncio.sleep(ramp)
+                opened.append(asyncio.Event())
+                done.append(asyncio.Event())
+                tasks.append(asyncio.create_task(student(
+                    browser, server.url, i, i < trainers, rounds, results, opened[-1], done[-1],
+                    close_now, random.Random(rng.random()))))
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 300)
+            await asyncio.sleep(2)
+            report["rss_all_open_mb"] = round(server.rss_mb(), 1)
+            # every student does its rounds, then waits for the bell
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in done)), 90 * rounds + 300)
+            report["trainers_before_close"] = server.trainers()
+            report["seconds_of_load"] = round(time.perf_counter() - started, 1)
+            report["server"] = sampler.stop()
+            report["rss_end_mb"] = round(server.rss_mb(), 1)
+            close_now.set()
+            closed_at = time.perf_counter()
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+            for task in tasks:
+                if task.exception() is not None:
+                    results.errors.append(f"a session failed: {task.exception()!r}"[:200])
+        finally:
+            await browser.close()
+    # every trainer thread must be gone within 10 s of the tabs closing
+    gone = None
+    while time.perf_counter() - closed_at < 30:
+        if server.trainers().get("threads", 0) == 0:
+            gone = time.perf_counter() - closed_at
+            break
+        await asyncio.sleep(0.1)
+    report["trainer_threads_gone_after_s"] = None if gone is None else round(gone, 2)
+    report["trainers_after_close"] = server.trainers()
+    per_session = (report["rss_all_open_mb"] - report["rss_one_session_mb"]) / max(sessions - 1, 1)
+    report["rss_per_extra_session_mb"] = round(per_session, 2)
+    everything = [t for times in results.times.values() for t in times]
+    report["interactions"] = len(everything)
+    report["p50_s"] = round(_percentile(everything, 50), 3)
+    report["p95_s"] = round(_percentile(everything, 95), 3)
+    report["max_s"] = round(max(everything), 3) if everything else None
+    report["by_kind"] = {kind: {"n": len(t), "p50_s": round(_percentile(t, 50), 3),
+                                "p95_s": round(_percentile(t, 95), 3), "max_s": round(max(t), 3)}
+                         for kind, t in sorted(results.times.items())}
+    answers = [t for times in results.server.values() for t in times]
+    report["server_answers"] = len(answers)
+    report["server_p50_s"] = round(_percentile(answers, 50), 3)
+    report["server_p95_s"] = round(_percentile(answers, 95), 3)
+    report["server_by_kind"] = {kind: {"n": len(t), "p50_s": round(_percentile(t, 50), 3),
+                                       "p95_s": round(_percentile(t, 95), 3),
+                                       "max_s": round(max(t), 3)}
+                                for kind, t in sorted(results.server.items())}
+    report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["errors"] = len(results.errors)
+    report["error_list"] = results.errors[:50]
+    return report
+
+
+def run_load_test(sessions: int = 5, trainers: int = 2, rounds: int = 1, ramp: float = 0.5,
+                  max_runs: int | None = None, seed: int = 0) -> dict:
+    """Start a server, run the class against it, stop the server; return the report."""
+    server = Server(max_runs=max_runs)
+    try:
+        report = asyncio.run(_run(server, sessions, trainers, rounds, ramp, seed))
+        report["max_runs"] = server.trainers().get("limit", max_runs)
+        log = server.log()
+        report["server_log_tracebacks"] = log.count("Traceback")
+        if "Traceback" in log:  # the first one, for whoever reads the report
+            start = log.index("Traceback")
+            report["server_log_first_traceback"] = log[max(0, start - 300):start + 3000]
+        return report
+    finally:
+        server.stop()
+
+
+TARGETS = {"p95_s": 2.0, "errors": 0, "rss_per_extra_session_mb": 30.0,
+           "trainer_threads_gone_after_s": 10.0}
+
+
+def verdict(report: dict) -> dict[str, bool]:
+    """Which of the issue's targets the report meets."""
+    gone = report.get("trainer_threads_gone_after_s")
+    return {
+        "p95 < 2 s (on screen)": report["p95_s"] < TARGETS["p95_s"],
+        "p95 < 2 s (server's answer)": report["server_p95_s"] < TARGETS["p95_s"],
+        "zero errors": report["errors"] == 0,
+        "RSS growth < 30 MB per extra session": report["rss_per_extra_session_mb"] < 30,
+        "trainer threads gone within 10 s": gone is not None and gone <= 10,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=30, help="browser sessions (1-60)")
+    parser.add_argument("--trainers", type=int, default=5, help="sessions that train (at once)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of actions per session (1-10)")
+    parser.add_argument("--ramp", type=float, default=0.5, help="seconds between session arrivals")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="MLP_LAB_MAX_RUNS for the server (default: its own, one per core)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.sessions <= 60 or not 1 <= args.rounds <= 10:
+        parser.error("--sessions must be 1-60 and --rounds 1-10 (the test is bounded)")
+    report = run_load_test(args.sessions, min(args.trainers, args.sessions), args.rounds,
+                           args.ramp, args.max_runs)
+    report["verdict"] = verdict(report)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0 if all(report["verdict"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
