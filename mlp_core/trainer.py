@@ -134,7 +134,8 @@ class Trainer:
     Parameters
     ----------
     model : NotebookNet or DenseMLP
-    x_train : array of shape (N, 28, 28) or (N, 784); uint8 0-255 (scaled once here) or float in [0, 1]
+    x_train : array of shape (N, 28, 28) or (N, 784); uint8 0-255 (kept as bytes and scaled a
+        batch at a time: a quarter of the memory, and faster to gather) or float in [0, 1]
     y_train : int array of shape (N,), digits 0-9
     config : TrainConfig
     x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
@@ -144,7 +145,9 @@ class Trainer:
                  x_val=None, y_val=None):
         self.model = model
         self.config = config
-        self.x_train = _as_float_images(x_train)
+        self.x_train = np.asarray(x_train)
+        if self.x_train.dtype not in (np.uint8,) and self.x_train.dtype.kind != "f":
+            raise ValueError(f"x_train must be uint8 0-255 or float in [0, 1], got {self.x_train.dtype}")
         if len(self.x_train) != len(y_train):
             raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(y_train)} labels")
         self.y_train = check_labels(y_train, len(self.x_train))  # once, not every step
@@ -236,7 +239,7 @@ class Trainer:
                     on_progress(self, fraction)
                     last_report = now
                 idx = next(self._batches)
-                xb, yb = self.x_train[idx], self.y_train[idx]
+                xb, yb = self._images(idx), self.y_train[idx]
                 with self._lock:
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
@@ -266,6 +269,12 @@ class Trainer:
         if on_progress is not None:
             on_progress(self, 1.0)
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
+
+    def _images(self, idx) -> np.ndarray:
+        """The batch ``idx`` as float images in [0, 1]."""
+        if self.x_train.dtype == np.uint8:  # scaled exactly as data.scale does
+            return np.multiply(self.x_train[idx], np.float32(1 / 255), dtype=np.float32)
+        return self.x_train[idx]
 
     def _roll_back(self, what: str) -> str:
         """Restore the last known-good weights (lock held); return the message for the user."""

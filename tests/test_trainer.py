@@ -171,3 +171,16 @@ def test_bad_settings_are_refused_clearly(small):
         Trainer(DenseMLP(), x, y[:10])
     with pytest.raises(ValueError, match="give steps"):
         Trainer(DenseMLP(), x, y).run()
+
+
+def test_uint8_images_train_exactly_like_scaled_floats(mnist):
+    """Given bytes, the trainer scales a batch at a time (less memory, faster gathers);
+    the result must be bit-for-bit that of training on pre-scaled floats."""
+    (x_train, y_train), _ = mnist
+    x, y = x_train[:1000], y_train[:1000]
+    as_bytes = Trainer(DenseMLP(hidden=(16,)), x, y, TrainConfig(optimizer="adam", batch_size=16))
+    as_floats = Trainer(DenseMLP(hidden=(16,)), scale(x), y, TrainConfig(optimizer="adam", batch_size=16))
+    as_bytes.run(steps=40)
+    as_floats.run(steps=40)
+    assert as_bytes.x_train.dtype == np.uint8  # no float copy of the training set was made
+    assert_same_params(params_of(as_bytes), params_of(as_floats))
