@@ -25,6 +25,7 @@ PAGES = [
     st.Page("pages/lesson.py", title="Lessons", icon=":material/school:"),
     st.Page("pages/compare.py", title="Notebook vs modern", icon=":material/compare_arrows:"),
     st.Page("pages/why.py", title="Why this answer", icon=":material/psychology_alt:"),
+    st.Page("pages/inside.py", title="Inside the network", icon=":material/account_tree:"),
 ]
 
 page = st.navigation(PAGES)

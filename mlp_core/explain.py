@@ -24,7 +24,7 @@ import copy
 import numpy as np
 
 from .losses import output_layer
-from .networks import Network
+from .networks import Network, ParamDict
 
 SIDE = 28
 
@@ -158,13 +158,33 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
-def one_step(model: Network, optimizer, x, y) -> dict:
+def _copy_param_dict(values):
+    if not isinstance(values, ParamDict):
+        return copy.deepcopy(values)  # an optimizer that has not stepped yet holds {}
+    clone = ParamDict({k: v.shape for k, v in values.items()}, values.flat.dtype)
+    clone.flat[...] = values.flat
+    return clone
+
+
+def _copy_optimizer(optimizer):
+    """An independent optimizer with the same settings and state (momenta, step count).
+    (``copy.deepcopy`` cannot rebuild a ParamDict, whose items are views into one array.)"""
+    clone = copy.copy(optimizer)  # settings and the step count t
+    for name in optimizer._state_names + ("_scratch",):
+        setattr(clone, name, _copy_param_dict(getattr(optimizer, name)))
+    return clone
+
+
+def one_step(model: Network, optimizer, x, y, lr: float | None = None) -> dict:
     """One training step on the batch ``(x, y)``, taken on copies (``model`` and
     ``optimizer`` are untouched). Returns ``{"loss", "weights", "grads", "update"}``:
     the weights before the step, dL/dw for the batch, and the change the optimizer made
-    (w_after - w_before), each a dict by parameter name."""
+    (w_after - w_before), each a dict by parameter name. ``lr`` overrides the copy's
+    learning rate (e.g. a trainer's base rate, before any schedule)."""
     net = model.copy()
-    opt = copy.deepcopy(optimizer)
+    opt = _copy_optimizer(optimizer)
+    if lr is not None:
+        opt.lr = lr
     before = {k: v.copy() for k, v in net.params.items()}
     loss, grads = net.loss_and_grads(x, y)
     grads = {k: np.array(v) for k, v in grads.items()}  # the buffers are reused: copy

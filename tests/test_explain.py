@@ -143,3 +143,24 @@ def test_bad_inputs_get_clear_messages():
         input_gradient(model, np.zeros((27, 28), np.float32), 1)
     with pytest.raises(ValueError, match="float"):
         saliency(model, np.zeros((28, 28), np.uint8), 1)
+
+
+def test_one_step_copies_a_trained_optimizers_state():
+    """After some steps Adam holds moments: the step shown must be the one training would
+    take next, and the real optimizer must not move."""
+    rng = np.random.default_rng(1)
+    model = DenseMLP(hidden=(16,), seed=0, dtype=np.float64)
+    optimizer = make_optimizer("adam", 0.01)
+    for _ in range(5):
+        xb, yb = rng.uniform(0, 1, (8, 784)), rng.integers(0, 10, 8)
+        _, grads = model.loss_and_grads(xb, yb)
+        optimizer.step(model.params, grads)
+    x, y = rng.uniform(0, 1, (8, 784)), rng.integers(0, 10, 8)
+    m_before = optimizer.m.flat.copy()
+    step = one_step(model, optimizer, x, y)
+    assert optimizer.t == 5 and np.array_equal(optimizer.m.flat, m_before)
+    real = model.copy()
+    _, grads = real.loss_and_grads(x, y)
+    optimizer.step(real.params, grads)  # what training does next
+    for k in step["update"]:
+        np.testing.assert_allclose(step["update"][k], real.params[k] - model.params[k], atol=1e-12)

@@ -12,7 +12,7 @@ from mlp_lab.teaching import LESSONS, RUNGS, get_experiments
 from test_app import assert_clean, canvas_drawing, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
-TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py")
+TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py", "pages/inside.py")
 
 
 def new_app(query: dict | None = None) -> AppTest:
@@ -168,3 +168,54 @@ def test_the_teaching_pages_do_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+
+def _heatmap_values(spec: str) -> np.ndarray:
+    """The z values of a Plotly heatmap spec (numpy arrays travel as base64 'bdata')."""
+    import base64
+    import json
+
+    z = json.loads(spec)["data"][0]["z"]
+    if isinstance(z, dict):
+        shape = tuple(int(s) for s in str(z["shape"]).split(","))
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
+    return np.asarray(z, dtype=np.float64)
+
+
+def test_inside_page_shows_the_engines_gradients_and_the_equations(app):
+    lab = app.session_state["lab"]
+    assert lab.start(30) is None  # a trained optimizer holds state (Adam's moments)
+    wait_idle(lab)
+    app.switch_page("pages/inside.py").run()
+    assert_clean(app)
+    # the same batch the page drew, through mlp_core's own backward pass
+    idx = np.random.default_rng(0).choice(len(lab.data.y_train), size=64, replace=False)
+    xb, yb = lab.data.x_train[idx], lab.data.y_train[idx]
+    loss, grads = lab.model.copy().loss_and_grads(xb, yb)
+    assert float(app.metric[1].value) == pytest.approx(loss, abs=1e-4)
+    import json
+
+    specs = {json.loads(c.proto.spec)["layout"]["title"]["text"]: c.proto.spec
+             for c in app.get("plotly_chart")}
+    shown = _heatmap_values(next(s for t, s in specs.items() if t.startswith("∂L/∂w3")))
+    np.testing.assert_allclose(shown, grads["w3"], rtol=1e-5, atol=1e-7)
+    # the update shown comes from a copy of the lab's own optimizer (Adam's moments included)
+    update = _heatmap_values(next(s for t, s in specs.items() if "update applied to w3" in t))
+    assert np.isfinite(update).all() and np.abs(update).max() > 0
+    assert lab.trainer.optimizer.t == 30  # looking did not step the real optimizer
+    latex = " ".join(x.value for x in app.latex)
+    assert "(784\\times64)\\,(64\\times256)" in latex and "softmax" in latex
+    before = app.metric[1].value
+    app.button[0].click().run()  # another batch: another loss
+    assert app.metric[1].value != before
+
+
+def test_inside_page_for_the_notebook_model(app):
+    app.switch_page("pages/lesson.py").run()
+    app.button(key="lesson_notebook").click().run()
+    app.switch_page("pages/inside.py").run()
+    assert_clean(app)
+    assert app.metric[0].value == "1"  # the notebook's batch of one
+    latex = " ".join(x.value for x in app.latex)
+    assert "128\\times28" in latex and "\\|" in latex  # its matrix shapes and squared error
+    assert len(app.get("plotly_chart")) == 9  # w1, w2, w3 × weights, gradient, update

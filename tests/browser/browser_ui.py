@@ -11,7 +11,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test",
                "Lessons": "Lessons", "Notebook vs modern": "Notebook vs modern",
-               "Why this answer": "Why this answer"}
+               "Why this answer": "Why this answer", "Inside the network": "Inside the network",
+               "Replay": "Replay"}
 
 
 def go(page, name: str) -> None:

@@ -96,3 +96,10 @@ def test_why_this_answer_ab_and_saliency_on_a_drawing(page):
     page.get_by_text("Occlusion (hide a square)").click()
     page.wait_for_timeout(1500)
     assert_no_exception(page)
+
+    go(page, "Inside the network")  # one step of the trained network, taken apart
+    page.get_by_text("Loss on this batch").first.wait_for()
+    page.get_by_test_id("stPlotlyChart").nth(5).wait_for()
+    page.wait_for_timeout(800)
+    assert_no_exception(page)
+    screenshot(page, "lesson_inside", height=2000)
