@@ -26,6 +26,7 @@ PAGES = [
     st.Page("pages/compare.py", title="Notebook vs modern", icon=":material/compare_arrows:"),
     st.Page("pages/why.py", title="Why this answer", icon=":material/psychology_alt:"),
     st.Page("pages/inside.py", title="Inside the network", icon=":material/account_tree:"),
+    st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
 ]
 
 page = st.navigation(PAGES)

@@ -141,3 +141,25 @@ def test_teaching_figures():
     assert tf.gradient_heatmap(np.ones((784, 64)), "g").data[0].z.dtype == np.int8
     with pytest.raises(ValueError):
         tf.saliency_overlay(np.zeros((28, 28)), np.zeros((10, 10)))
+
+
+def test_replay_records_evenly_spaced_int8_snapshots(small_data):
+    from mlp_lab.replay import record
+
+    choice = ModelChoice(kind="dense", hidden=(32, 16), batch_size=32)
+    replay = record(choice, small_data, 100, snapshots=6)
+    assert replay.steps == [0, 20, 40, 60, 80, 100] and not replay.stopped_early
+    assert set(replay.levels) == {"w1", "w2", "w3"} and replay.sizes == (784, 32, 16, 10)
+    assert all(a.dtype == np.int8 and a.shape == (784, 32) for a in replay.levels["w1"])
+    # the scale is shared by all snapshots of a layer: the largest weight ever is level ±127
+    assert max(int(np.abs(a).max()) for a in replay.levels["w1"]) == 127
+    first, last = replay.weights("w1", 0), replay.weights("w1", 5)
+    from mlp_core import build_model
+    np.testing.assert_allclose(first, build_model(choice.model_config(), seed=0).params["w1"],
+                               atol=replay.limits["w1"] / 127)  # step 0 is the fresh model
+    assert np.abs(last - first).max() > 0  # training moved the weights
+    assert len(replay.accuracy) == 6 and replay.accuracy[-1] > replay.accuracy[0]
+    short = record(ModelChoice(kind="dense", hidden=(8,)), small_data, 10, snapshots=3)
+    assert set(short.levels) == {"w1", "w2"}  # one hidden layer: no w3
+    slow = record(RUNGS["notebook"].choice, small_data, 50_000, snapshots=5, seconds=0.3)
+    assert slow.stopped_early and slow.steps[-1] < 50_000

@@ -12,7 +12,8 @@ from mlp_lab.teaching import LESSONS, RUNGS, get_experiments
 from test_app import assert_clean, canvas_drawing, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
-TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py", "pages/inside.py")
+TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py", "pages/inside.py",
+                  "pages/replay.py")
 
 
 def new_app(query: dict | None = None) -> AppTest:
@@ -219,3 +220,25 @@ def test_inside_page_for_the_notebook_model(app):
     latex = " ".join(x.value for x in app.latex)
     assert "128\\times28" in latex and "\\|" in latex  # its matrix shapes and squared error
     assert len(app.get("plotly_chart")) == 9  # w1, w2, w3 × weights, gradient, update
+
+
+def test_replay_records_and_scrubs_and_plays(app):
+    app.switch_page("pages/replay.py").run()
+    assert any("Record" in i.value for i in app.info)
+    play = next(b for b in app.button if b.label == "Play")
+    assert play.disabled  # nothing to play yet
+    app.select_slider(key="replay_steps").set_value(200).run()
+    next(b for b in app.button if b.label == "Record").click().run()
+    assert_clean(app)
+    assert [m.value for m in app.metric][0] == "0"
+    grid = next(c.proto.spec for c in app.get("plotly_chart") if "The 64 neurons" in c.proto.spec)
+    app.slider[0].set_value(20).run()
+    assert app.metric[0].value == "200"
+    assert next(c.proto.spec for c in app.get("plotly_chart") if "The 64 neurons" in c.proto.spec) != grid
+    next(b for b in app.button if b.label == "Play").click().run()  # at the end: from the start
+    assert app.session_state["replay_playing"] and app.metric[0].value == "0"
+    app.run()  # what one tick of the timer does (run_every never fires in AppTest)
+    assert app.metric[0].value == "10"
+    next(b for b in app.button if b.label == "Pause").click().run()
+    assert not app.session_state["replay_playing"]
+    assert app.session_state["lab"].trainer.step == 0  # the lab's own model was not trained

@@ -103,3 +103,30 @@ def test_why_this_answer_ab_and_saliency_on_a_drawing(page):
     page.wait_for_timeout(800)
     assert_no_exception(page)
     screenshot(page, "lesson_inside", height=2000)
+
+
+def test_replay_scrub_and_play(page):
+    go(page, "Replay")
+    page.get_by_role("button", name="Record", exact=True).click()
+    page.get_by_text("Recorded:").wait_for(timeout=60_000)
+    page.get_by_test_id("stPlotlyChart").nth(1).wait_for()
+    assert metric_value(page, "Step") == "0"
+    # scrub by keyboard: End jumps to the last snapshot
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Snapshot").get_by_role("slider")
+    thumb.focus()
+    thumb.press("End")
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+        .some(m => m.textContent.startsWith('Step') && m.textContent.includes('500'))""")
+    page.get_by_role("button", name="Play", exact=True).click()  # from the end: starts again at 0
+    seen = set()
+    for _ in range(40):
+        seen.add(metric_value(page, "Step"))
+        if len(seen) >= 4:
+            break
+        page.wait_for_timeout(250)
+    assert len(seen) >= 4, f"playing showed only the steps {seen}"
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_role("button", name="Play", exact=True).and_(page.locator(":enabled")).wait_for()
+    page.wait_for_timeout(2000)  # let the charts of the paused frame draw
+    assert_no_exception(page)
+    screenshot(page, "lesson_replay", height=1700)

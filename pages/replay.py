@@ -1,0 +1,127 @@
+"""Replay: how the weights changed during training, snapshot by snapshot, with a slider and
+a play button."""
+
+import streamlit as st
+
+from mlp_lab import figures
+from mlp_lab import teaching_figures as tf
+from mlp_lab.layers import layer_views
+from mlp_lab.replay import MAX_SECONDS, REPLAY_STEPS, record
+from mlp_lab.session import get_lab, guarded
+
+lab = get_lab()
+PLAY_SECONDS = 0.7  # one snapshot per tick while playing
+
+
+def _record() -> None:
+    with st.spinner("Training a fresh copy of your model and taking snapshots…"):
+        st.session_state["replay"] = record(lab.choice, lab.data, st.session_state["replay_steps"])
+    st.session_state["replay_idx"] = 0
+    st.session_state["replay_playing"] = False
+    _moved()
+
+
+def _moved() -> None:
+    """The code moved the position: the slider must be re-made there."""
+    st.session_state["replay_gen"] = st.session_state.get("replay_gen", 0) + 1
+
+
+def _play() -> None:
+    replay = st.session_state.get("replay")
+    if replay and st.session_state.get("replay_idx", 0) >= len(replay.steps) - 1:
+        st.session_state["replay_idx"] = 0  # at the end: play from the start
+        _moved()
+    st.session_state["replay_playing"] = True
+
+
+def _pause() -> None:
+    st.session_state["replay_playing"] = False
+
+
+st.title("Replay")
+st.caption(
+    "**What am I looking at?** A film of the weights learning. Press **Record**: a fresh copy "
+    "of your current model (same settings, new random weights) trains for a moment while we "
+    "take 21 snapshots of its weights. Then drag the slider or press **Play** to watch them "
+    "change: patterns grow out of the random start. Colours keep the same meaning in every "
+    "frame (red +, blue −, white 0), so fading and brightening are real.")
+
+if "replay_steps" not in st.session_state:
+    st.session_state["replay_steps"] = 500 if lab.choice.kind == "dense" else 2000
+c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+c1.select_slider("Steps to record", REPLAY_STEPS, key="replay_steps", format_func=lambda v: f"{v:,}",
+                 help=f"How long the recorded training is. It never takes more than "
+                      f"{MAX_SECONDS:g} seconds; the model on the other pages is not touched.")
+c2.button("Record", type="primary", on_click=_record, width="stretch",
+          help="Train a fresh copy of the current model's settings and keep 21 snapshots.")
+replay = st.session_state.get("replay")
+playing = bool(st.session_state.get("replay_playing")) and replay is not None
+c3.button("Play", on_click=_play, disabled=replay is None or playing, width="stretch",
+          icon=":material/play_arrow:", help="Step through the snapshots, one every "
+                                              f"{PLAY_SECONDS:g} s.")
+c4.button("Pause", on_click=_pause, disabled=not playing, width="stretch",
+          icon=":material/pause:", help="Stop at the current snapshot.")
+
+if replay is None:
+    st.info("Press **Record** to train a fresh copy of your model and take the snapshots "
+            "(a few seconds).")
+else:
+    note = " (stopped early: the time limit was reached)" if replay.stopped_early else ""
+    st.caption(f"Recorded: {replay.description}, {replay.steps[-1]:,} steps in "
+               f"{replay.seconds:.1f} s{note}.")
+
+
+@st.fragment(run_every=PLAY_SECONDS if playing else None)
+@guarded
+def frames(replay, playing: bool) -> None:
+    last = len(replay.steps) - 1
+    i = min(st.session_state.get("replay_idx", 0), last)  # a plain key, not the widget's
+    if playing and st.session_state.get("replay_tick_seen"):
+        i = min(i + 1, last)  # one timer tick: the next snapshot
+        _moved()
+    st.session_state["replay_tick_seen"] = playing
+    # The slider's key changes whenever the code moves the position (a tick, Play, Record):
+    # a new widget starts at the new value; a drag returns the value the user chose.
+    i = st.slider("Snapshot", 0, last, value=i, key=f"replay_slider_{st.session_state.get('replay_gen', 0)}",
+                  help="Drag to move through training: 0 is the random start, the right end the "
+                       "last snapshot.")
+    st.session_state["replay_idx"] = i
+    step = replay.steps[i]
+    m1, m2 = st.columns(2)
+    m1.metric("Step", f"{step:,}", help="Training steps taken when this snapshot was made.")
+    m2.metric("Validation accuracy", f"{replay.accuracy[i]:.0%}",
+              help="Share of 500 unseen images this snapshot gets right.")
+    loss = figures.loss_figure(replay.loss_steps, replay.losses, x_max=replay.steps[-1], height=240)
+    loss.add_vline(x=step, line=dict(color="#cf222e", width=2))
+    st.plotly_chart(loss, key="replay_loss")
+    views = {v.weight: v for v in layer_views(_model_like(replay))}
+    if replay.kind == "dense":
+        w1 = replay.weights("w1", i)[:, :64]  # (784, 64): the first 64 neurons
+        st.plotly_chart(figures.neuron_grid(w1, height=520, what="its weights, step " f"{step:,}"),
+                        key="replay_grid")
+    for name in replay.levels:
+        view = views.get(name)
+        title = view.title if view else name
+        st.plotly_chart(figures.weight_heatmap(replay.weights(name, i), f"{title} · step {step:,}",
+                                               rows=view.rows if view else "",
+                                               cols=view.cols if view else "",
+                                               limit=replay.limits[name]),
+                        key=f"replay_{name}")
+    if playing and i >= last:
+        st.session_state["replay_playing"] = False
+        st.rerun()  # the end: stop the timer
+
+
+class _Shape:
+    """Just enough of a model for ``layer_views`` (which reads kind and sizes)."""
+
+    def __init__(self, replay):
+        self.kind, self.sizes = replay.kind, replay.sizes
+
+
+def _model_like(replay):
+    return _Shape(replay)
+
+
+if replay is not None:
+    frames(replay, playing)
