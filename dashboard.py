@@ -27,6 +27,7 @@ PAGES = [
     st.Page("pages/why.py", title="Why this answer", icon=":material/psychology_alt:"),
     st.Page("pages/inside.py", title="Inside the network", icon=":material/account_tree:"),
     st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
+    st.Page("pages/keras.py", title="NumPy vs Keras", icon=":material/balance:"),
 ]
 
 page = st.navigation(PAGES)

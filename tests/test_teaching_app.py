@@ -13,7 +13,7 @@ from test_app import assert_clean, canvas_drawing, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py", "pages/inside.py",
-                  "pages/replay.py")
+                  "pages/replay.py", "pages/keras.py")
 
 
 def new_app(query: dict | None = None) -> AppTest:
@@ -242,3 +242,28 @@ def test_replay_records_and_scrubs_and_plays(app):
     next(b for b in app.button if b.label == "Pause").click().run()
     assert not app.session_state["replay_playing"]
     assert app.session_state["lab"].trainer.step == 0  # the lab's own model was not trained
+
+
+@pytest.mark.slow
+def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
+    pytest.importorskip("tensorflow")
+    from mlp_lab.keras_compare import get_jobs
+
+    app.switch_page("pages/keras.py").run()
+    assert any("Run both" in i.value for i in app.info)
+    app.select_slider(key="keras_n").set_value(2000)
+    app.select_slider(key="keras_epochs").set_value(1).run()
+    next(b for b in app.button if b.label == "Run both").click().run()
+    get_jobs().wait(600)
+    app.run()
+    assert_clean(app)
+    assert not get_jobs().error
+    labels = [m.label for m in app.metric]
+    assert labels.count("Seconds per epoch") == 2 and labels.count("Validation accuracy") == 2
+    rows = app.dataframe[0].value
+    assert list(rows["array"]) == ["w1", "b1", "w2", "b2", "w3", "b3"]
+    # the same maths: the two gradients agree to float32 rounding
+    assert all(float(v) < 1e-4 for v in rows["relative to the largest gradient"])
+    result = get_jobs().results[(2000, 1)]
+    assert result.loss_ours == pytest.approx(result.loss_keras, rel=1e-5)
+    assert abs(result.ours.val_accuracy[-1] - result.keras.val_accuracy[-1]) < 0.08
