@@ -104,7 +104,7 @@ def test_compare_page_trains_the_ladder_and_overlays_the_curves(app):
     assert any("Train all six" in i.value for i in app.info)
     app.select_slider(key="cmp_steps").set_value(1000).run()
     next(b for b in app.button if b.label == "Train all six").click().run()
-    get_experiments().wait(180)  # AppTest cannot fire run_every: wait, then run again
+    get_experiments().wait(600)  # AppTest cannot fire run_every: wait, then run again
     app.run()
     assert_clean(app)
     metrics = {m.label: m.value for m in app.metric}
