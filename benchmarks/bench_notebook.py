@@ -82,7 +82,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict:
 
 
 def human(result: dict) -> str:
-    s = result["run_seconds"]
+    s = result.get("run_seconds") or result["seconds_by_blas_threads"][str(result["blas_threads"])]
     rows = [[f"{result['settings']['steps']:,}", f"{s['median']:.2f}", f"{s['min']:.2f}-{s['max']:.2f}",
              f"{result['steps_per_second']:,.0f}", f"{result['test_accuracy']:.2%}"]]
     return ("Notebook model (preset 'notebook': mse, SGD lr 0.001, batch 1)\n\n"

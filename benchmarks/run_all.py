@@ -6,6 +6,7 @@
     python benchmarks/run_all.py --json            # the JSON as the last line of stdout
     python benchmarks/run_all.py --out FILE.json   # also write FILE.json and FILE.md
     python benchmarks/run_all.py --only keras flops
+    python benchmarks/run_all.py --render benchmarks/results.json   # rewrite RESULTS.md only
 
 The benchmarks run one after another, each in its own process (so one's threads, imports
 and memory cannot slow the next), and each interleaves its own contenders:
@@ -131,7 +132,9 @@ def markdown(report: dict) -> str:
             text = importlib.import_module(BENCHMARKS[name]).human(result)
         except Exception as exc:  # noqa: BLE001 (a detail table must not sink the report)
             text = f"(could not render: {exc})"
-        parts += [f"### {name} ({result.get('harness_seconds', 0):.0f} s)", "", "```", text, "```", ""]
+        took = result.get("harness_seconds", result.get("seconds"))  # "seconds": runs before 2b28164
+        took = f" ({took:.0f} s)" if isinstance(took, (int, float)) else ""
+        parts += [f"### {name}{took}", "", "```", text, "```", ""]
     return "\n".join(parts)
 
 
@@ -146,10 +149,18 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark (default 1800)")
+    parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                        help="measure nothing: rewrite the Markdown of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.render is not None:
+        md = args.render.parent / "RESULTS.md" if args.render.name == "results.json" else args.render.with_suffix(".md")
+        md.write_text(markdown(json.loads(args.render.read_text())) + "\n")
+        common.log(f"wrote {md}")
+        return 0
 
     names = args.only or list(BENCHMARKS)
     machine = common.machine_info()
+    commit = common.commit()  # what is measured: taken now, not after the run
     common.log(f"machine: {machine['cpu']}, {machine['cores']} cores, NumPy {machine['numpy']} "
                f"({machine['blas_threads']} BLAS threads), TensorFlow {machine['tensorflow']}; "
                f"load {machine['load_average']}")
@@ -162,7 +173,7 @@ def main(argv=None) -> int:
         "command": command,
         "quick": args.quick,
         "machine": machine,
-        "commit": common.commit(),
+        "commit": commit,
         "seconds": time.perf_counter() - start,
         "figures": ordered_figures(results),
         "errors": errors,

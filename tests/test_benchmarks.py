@@ -85,6 +85,11 @@ def test_machine_info_and_written_files(quick_run):
     assert "could not render" not in markdown  # every benchmark's detail table renders
     for name in BENCHMARKS:
         assert f"### {name} (" in markdown
+    # --render rewrites the Markdown from the JSON alone, identically
+    rendered = subprocess.run([sys.executable, "benchmarks/run_all.py", "--render", str(out)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    assert out.with_suffix(".md").read_text() == markdown
 
 
 def test_flop_count_formula():
