@@ -24,7 +24,8 @@ import copy
 import numpy as np
 
 from .losses import output_layer
-from .networks import Network, ParamDict
+from .networks import Network
+from .preprocess import _resize_area, _to_gray
 
 SIDE = 28
 
@@ -133,46 +134,11 @@ def naive_resize(image) -> np.ndarray | None:
     ``image``: (H, W) grayscale or (H, W, 3|4) RGB(A), uint8 0-255 or float 0-1, white ink
     on black (as the canvas draws). Returns (28, 28) float32 in [0, 1], or None without ink.
     """
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        arr = arr[..., :3].mean(axis=2)  # (H, W)
-    if arr.ndim != 2 or min(arr.shape) < 1:
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {np.shape(image)}")
-    gray = arr.astype(np.float64)
-    if np.issubdtype(np.asarray(image).dtype, np.integer) or gray.max() > 1.0:
-        gray /= 255.0
+    gray = _to_gray(image)  # (H, W) in [0, 1]; the same reading of the picture as preprocess
     if gray.max() <= 0.1:
         return None
-    rows = _area_matrix(gray.shape[0], SIDE)  # (28, H)
-    cols = _area_matrix(gray.shape[1], SIDE)  # (28, W)
-    small = rows @ gray @ cols.T  # (28, 28)
+    small = _resize_area(gray, SIDE, SIDE)  # (28, 28)
     return np.clip(small, 0.0, 1.0).astype(np.float32)
-
-
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in): output pixel i is the mean of the input interval it covers."""
-    f = n_in / n_out
-    lo = np.arange(n_out)[:, None] * f  # (n_out, 1)
-    j = np.arange(n_in)[None, :]  # (1, n_in)
-    overlap = np.clip(np.minimum(lo + f, j + 1) - np.maximum(lo, j), 0.0, None)  # (n_out, n_in)
-    return overlap / overlap.sum(axis=1, keepdims=True)
-
-
-def _copy_param_dict(values):
-    if not isinstance(values, ParamDict):
-        return copy.deepcopy(values)  # an optimizer that has not stepped yet holds {}
-    clone = ParamDict({k: v.shape for k, v in values.items()}, values.flat.dtype)
-    clone.flat[...] = values.flat
-    return clone
-
-
-def _copy_optimizer(optimizer):
-    """An independent optimizer with the same settings and state (momenta, step count).
-    (``copy.deepcopy`` cannot rebuild a ParamDict, whose items are views into one array.)"""
-    clone = copy.copy(optimizer)  # settings and the step count t
-    for name in optimizer._state_names + ("_scratch",):
-        setattr(clone, name, _copy_param_dict(getattr(optimizer, name)))
-    return clone
 
 
 def one_step(model: Network, optimizer, x, y, lr: float | None = None) -> dict:
@@ -182,7 +148,7 @@ def one_step(model: Network, optimizer, x, y, lr: float | None = None) -> dict:
     (w_after - w_before), each a dict by parameter name. ``lr`` overrides the copy's
     learning rate (e.g. a trainer's base rate, before any schedule)."""
     net = model.copy()
-    opt = _copy_optimizer(optimizer)
+    opt = copy.deepcopy(optimizer)  # settings, step count and moments: the caller's stays untouched
     if lr is not None:
         opt.lr = lr
     before = {k: v.copy() for k, v in net.params.items()}

@@ -63,6 +63,12 @@ class ParamDict(dict):
             super().__setitem__(name, self.flat[offset:offset + size].reshape(shape))
             offset += size
 
+    def __deepcopy__(self, memo):
+        # The default deepcopy would rebuild a dict of independent arrays; keep the layout.
+        clone = ParamDict({name: value.shape for name, value in self.items()}, self.flat.dtype)
+        clone.flat[...] = self.flat
+        return clone
+
     def __setitem__(self, name, value):
         if name not in self:
             raise KeyError(f"no parameter named {name!r}; have {list(self)}")

@@ -88,3 +88,19 @@ def test_param_dict_keeps_its_views():
     assert params.flat[:6].sum() == 6  # assignment wrote through to the flat array
     with pytest.raises(ValueError, match="shape"):
         params["b1"] = np.ones(4)
+
+
+def test_deepcopy_of_a_param_dict_and_an_optimizer_keeps_the_flat_layout():
+    import copy
+
+    params = ParamDict({"w1": (2, 3), "b1": (3,)}, np.float32)
+    params["w1"] = np.arange(6).reshape(2, 3)
+    clone = copy.deepcopy(params)
+    assert isinstance(clone, ParamDict) and np.array_equal(clone.flat, params.flat)
+    clone["w1"] = np.zeros((2, 3))
+    assert params["w1"].sum() == 15  # independent storage
+    assert clone.flat[:6].sum() == 0  # and the clone's views still write through
+    opt = make_optimizer("adam", 0.1)
+    opt.step(params, ParamDict({"w1": (2, 3), "b1": (3,)}, np.float32))
+    twin = copy.deepcopy(opt)
+    assert twin.t == opt.t and np.array_equal(twin.m.flat, opt.m.flat) and twin.m.flat is not opt.m.flat
