@@ -1,7 +1,7 @@
 """One server for a whole class, without a browser: the trainer limit and its waiting line,
 the lifecycle of training threads, isolation between sessions, bounded memory, divergence
 and the class configuration. The browser side (tabs closing, reloads, two students at once,
-a small load test) is in tests/browser/test_classroom.py.
+a small load test) is in tests/browser/test_classroom_browser.py.
 """
 
 import json
