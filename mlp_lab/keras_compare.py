@@ -48,8 +48,11 @@ def compare(data, n_train: int = 5000, epochs: int = 2, seed: int = 0) -> KerasC
     """Train both for ``epochs`` passes over ``n_train`` images; compare one batch's gradients."""
     import tensorflow as tf  # lazy: only this view needs it
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)  # one core, like our trainer
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)  # one core, like our trainer
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran in this process: its thread pools are fixed
+        pass
     x = np.asarray(data.x_train[:n_train], dtype=np.float32).reshape(-1, 784)  # (n, 784)
     y = np.asarray(data.y_train[:n_train]).astype(np.int64)  # (n,)
     x_val = np.asarray(data.x_val, dtype=np.float32).reshape(-1, 784)

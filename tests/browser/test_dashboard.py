@@ -21,13 +21,18 @@ pytestmark = pytest.mark.browser
 WATCH_LOSS_CHART = """async (ms) => {
   const lossChart = () => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
       .find(el => el.textContent.includes('Loss: how wrong'));
+  // The last training step the curve reaches (not its number of points: the page thins
+  // the curve to at most 800 points, so a fast run can hold that count while it grows).
   const points = () => {
     const plot = lossChart()?.querySelector('.js-plotly-plot');
     if (!plot || !plot.data || plot.data.length < 2) return 0;
     const x = plot.data[1].x;  // an array, or Plotly's typed-array form {dtype, bdata}
-    if (x.bdata === undefined) return x.length;
-    const size = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1}[x.dtype] || 8;
-    return atob(x.bdata).length / size;
+    if (x.bdata === undefined) return x.length ? x[x.length - 1] : 0;
+    const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array,
+                   i2: Int16Array, u2: Uint16Array, i1: Int8Array, u1: Uint8Array};
+    const bytes = Uint8Array.from(atob(x.bdata), c => c.charCodeAt(0));
+    const values = new (types[x.dtype] || Float64Array)(bytes.buffer);
+    return values.length ? values[values.length - 1] : 0;
   };
   let replaced = 0;
   const observer = new MutationObserver(records => {
