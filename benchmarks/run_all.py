@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def run_benchmark(name: str, quick: bool, timeout: float) -> dict:
     module = BENCHMARKS[name]
     argv = [sys.executable, str(common.BENCH_DIR / f"{module}.py"), "--json"] + (["--quick"] if quick else [])
     common.log(f"== {name}: {' '.join(Path(a).name if i < 2 else a for i, a in enumerate(argv))}")
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), _load()
     try:
         # stderr (progress and the human table) goes straight to ours; stdout is the JSON.
         proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, cwd=common.ROOT,
@@ -68,7 +69,15 @@ def run_benchmark(name: str, quick: bool, timeout: float) -> dict:
     except ValueError as exc:
         return {"benchmark": name, "error": str(exc), "figures": [], "harness_seconds": seconds}
     result["harness_seconds"] = seconds  # this benchmark's whole run, start-up included
+    result["load_average"] = {"before": load_before, "after": _load()}  # 1-minute, of the machine
     return result
+
+
+def _load():
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def ordered_figures(results: dict) -> list[dict]:
@@ -133,7 +142,11 @@ def markdown(report: dict) -> str:
         except Exception as exc:  # noqa: BLE001 (a detail table must not sink the report)
             text = f"(could not render: {exc})"
         took = result.get("harness_seconds", result.get("seconds"))  # "seconds": runs before 2b28164
-        took = f" ({took:.0f} s)" if isinstance(took, (int, float)) else ""
+        took = f" ({took:.0f} s" if isinstance(took, (int, float)) else " ("
+        load = result.get("load_average") or {}
+        if load.get("before") is not None and load.get("after") is not None:
+            took += f"; machine load {load['before']:.1f} before, {load['after']:.1f} after"
+        took = "" if took == " (" else took + ")"
         parts += [f"### {name}{took}", "", "```", text, "```", ""]
     return "\n".join(parts)
 
