@@ -37,6 +37,7 @@ class TrainConfig:
     schedule: str = "constant"  # "cosine" decays lr to 0 over each run's steps or time budget
     eval_every: int = 1000  # steps between validation-accuracy checks (needs validation data)
     checkpoint_every: int = 100  # steps between copies of known-good weights (for divergence)
+    blowup_patience: int = 50  # steps in a row with an exploding (finite) loss before stopping
     max_history: int = 20_000  # loss points kept; beyond that neighbours are averaged
     seed: int = 0  # the order of the batches
 
@@ -47,7 +48,7 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        for name in ("batch_size", "checkpoint_every", "max_history"):
+        for name in ("batch_size", "checkpoint_every", "max_history", "blowup_patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_history < 2:
@@ -131,6 +132,14 @@ class RunResult:
 class Trainer:
     """Trains ``model`` on ``(x_train, y_train)``.
 
+    A run stops by itself, as "diverged", when training blows up: at the first loss or
+    weight that is not finite, or when the loss stays huge -- above ``BLOWUP_FACTOR`` times
+    the run's first loss and above ``BLOWUP_FLOOR`` -- for ``config.blowup_patience`` steps
+    in a row (with a learning rate far too high, some networks see the loss grow to
+    millions without ever becoming NaN). Either way the weights are restored to the last
+    checkpoint taken while the loss was finite and sane, the optimizer's moments are reset,
+    and ``reason`` says what happened in words a student follows.
+
     Parameters
     ----------
     model : NotebookNet or DenseMLP
@@ -140,6 +149,9 @@ class Trainer:
     config : TrainConfig
     x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
     """
+
+    BLOWUP_FACTOR = 50.0  # "huge": this many times the run's first loss...
+    BLOWUP_FLOOR = 50.0  # ...and at least this (cross-entropy starts near 2.3, squared error below 1)
 
     def __init__(self, model: Network, x_train, y_train, config: TrainConfig = TrainConfig(),
                  x_val=None, y_val=None):
@@ -220,6 +232,7 @@ class Trainer:
             self.status, self.reason = "running", ""
         start = last_report = time.perf_counter()
         eval_seconds, done, status, reason = 0.0, 0, "finished", f"trained {steps} steps"
+        first_loss, huge_limit, huge_steps = None, math.inf, 0
         # Overflow on the way to divergence is expected and handled below: keep logs quiet.
         with np.errstate(over="ignore", invalid="ignore"):
             while True:
@@ -247,8 +260,19 @@ class Trainer:
                     if not math.isfinite(loss):
                         status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
                         break
-                    if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
-                        self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
+                    if first_loss is None:
+                        first_loss = loss
+                        huge_limit = max(self.BLOWUP_FLOOR, self.BLOWUP_FACTOR * loss)
+                    if loss > huge_limit:
+                        huge_steps += 1
+                        if huge_steps >= cfg.blowup_patience:
+                            status, reason = "diverged", self._roll_back(
+                                f"the loss grew to {loss:.3g} (it began this run at {first_loss:.3g})")
+                            break
+                    else:
+                        huge_steps = 0
+                        if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
+                            self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
                     optimizer.step(model.params, grads)
                     self.step += 1
                     self.samples_seen += len(idx)

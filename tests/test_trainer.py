@@ -116,6 +116,48 @@ def test_divergence_stops_with_reason_and_restores_finite_weights(small):
     assert trainer.run(steps=20).status == "finished"
 
 
+def test_a_finite_but_exploding_loss_also_stops_the_run_and_restores_sane_weights(small):
+    # tanh + cross-entropy with SGD at lr 1000: the loss climbs to ~10^4 and stays finite,
+    # so the non-finite check alone would let the run go on to its end.
+    x, y, xv, yv = small
+    config = TrainConfig(optimizer="sgd", lr=1e3, batch_size=32, checkpoint_every=10)
+    model = DenseMLP(hidden=(32,), activation="tanh", seed=0)
+    trainer = Trainer(model, x, y, config)
+    before = params_of(trainer)
+    result = trainer.run(steps=300)
+    assert result.status == "diverged" and trainer.status == "diverged"
+    assert "the loss grew to" in result.reason and "smaller" in result.reason
+    assert result.steps < 300
+    assert trainer.step == 0  # the loss was huge from step 1: the only sane weights are the first
+    assert_same_params(params_of(trainer), before)
+    assert trainer.history.losses == []
+    # Without the check (patience longer than the run) the same run goes on to its end.
+    patient = Trainer(DenseMLP(hidden=(32,), activation="tanh", seed=0), x, y,
+                      TrainConfig(optimizer="sgd", lr=1e3, batch_size=32, blowup_patience=10**6))
+    assert patient.run(steps=300).status == "finished"
+    assert min(patient.history.losses[5:]) > Trainer.BLOWUP_FLOOR
+
+
+def test_one_huge_batch_does_not_stop_a_run(small):
+    # Patience counts steps in a row: a single spike is not a blow-up.
+    trainer = dense_trainer(small, blowup_patience=3)
+    original = trainer.model.loss_and_grads
+    calls = []
+
+    def spiking(x, y, checked=False):
+        loss, grads = original(x, y, checked=checked)
+        calls.append(loss)
+        return (1e6 if len(calls) in (5, 6) else loss), grads  # two huge losses, then sane
+
+    trainer.model.loss_and_grads = spiking
+    assert trainer.run(steps=40).status == "finished"
+    calls.clear()  # the same two spikes against a patience of two steps do stop it
+    trainer = dense_trainer(small, blowup_patience=2)
+    original = trainer.model.loss_and_grads
+    trainer.model.loss_and_grads = spiking
+    assert trainer.run(steps=40).status == "diverged"
+
+
 def test_stop_from_another_thread(small):
     trainer = dense_trainer(small)
     thread = threading.Thread(target=trainer.run, kwargs={"steps": 10**9}, daemon=True)
