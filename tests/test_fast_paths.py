@@ -8,7 +8,7 @@ forward/backward. Here the fast paths are held to the generic ones.
 import numpy as np
 import pytest
 
-from mlp_core import DenseMLP, make_optimizer
+from mlp_core import DenseMLP, NotebookNet, make_optimizer
 from mlp_core.losses import loss_and_grad
 from mlp_core.networks import Network, ParamDict
 
@@ -33,6 +33,25 @@ def test_fused_dense_step_equals_generic_path(mnist, hidden, dtype, rtol):
     for name in model.params:
         scale = np.abs(slow[name]).max()
         np.testing.assert_allclose(fast[name], slow[name], rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("init", ["notebook", "he"])
+def test_notebook_one_image_step_equals_generic_path(mnist, init, dtype, rtol):
+    (x_train, y_train), _ = mnist
+    model = NotebookNet(init=init, seed=2, dtype=dtype)
+    checked = 0
+    for i in range(12):  # several digits; he init makes some relu units dead, some alive
+        x, labels = x_train[i:i + 1].astype(dtype) / 255, y_train[i:i + 1]
+        fast_loss, fast = model.loss_and_grads(x, labels)
+        fast = {k: v.copy() for k, v in fast.items()}
+        slow_loss, slow = generic_loss_and_grads(model, x, labels)
+        assert fast_loss == pytest.approx(slow_loss, rel=rtol)
+        for name in model.params:
+            scale = np.abs(slow[name]).max()
+            np.testing.assert_allclose(fast[name], slow[name], rtol=rtol, atol=rtol * scale, err_msg=name)
+            checked += bool(scale)
+    assert checked > 12 * 3  # most gradients were non-zero: the comparison meant something
 
 
 def test_fused_step_handles_a_change_of_batch_size(mnist):
