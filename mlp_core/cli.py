@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", choices=INITS, help="weight initialisation")
     train.add_argument("--weight-decay", type=_non_negative_float, metavar="F")
     train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    train.add_argument("--shift", type=_non_negative_int, metavar="PIXELS",
+                       help="move each training image randomly by up to this many pixels, 0-4 "
+                            "(data augmentation; the dense preset uses 1)")
     train.add_argument("--val-size", type=_non_negative_int, default=0, metavar="N",
                        help="hold out N training images to check accuracy during training (default 0)")
     length = train.add_mutually_exclusive_group(required=True)
@@ -198,7 +201,7 @@ def _train_settings(args, parser):
         if getattr(args, key) is not None:
             model_cfg[key] = getattr(args, key)
     overrides = {"seed": args.seed}
-    for key in ("optimizer", "lr", "batch_size", "weight_decay", "schedule"):
+    for key in ("optimizer", "lr", "batch_size", "weight_decay", "schedule", "shift"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.val_size >= N_TRAIN:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from mlp_core.presets import PRESETS
 from mlp_lab import state
 from mlp_lab.session import clear_sessions, status_lines
 from mlp_lab.shared_data import get_data
@@ -100,7 +101,7 @@ def test_train_page_widgets(app):
     assert_clean(app)
     lr = app.select_slider(key="train_lr")
     steps = app.select_slider(key="train_steps")
-    assert lr.label == "Learning rate" and lr.help and lr.value == 0.001
+    assert lr.label == "Learning rate" and lr.help and lr.value == PRESETS["dense"][1].lr
     assert steps.label == "Steps" and steps.help and steps.value == 2000  # like the notebook
     labels = [b.label for b in app.button]
     assert "Train" in labels and "Stop" in labels
@@ -112,13 +113,13 @@ def test_train_page_widgets(app):
 def test_state_survives_a_page_switch(app):
     app.switch_page("pages/train.py").run()
     lab = app.session_state["lab"]
-    app.select_slider(key="train_lr").set_value(0.002).run()
+    app.select_slider(key="train_lr").set_value(0.005).run()
     app.select_slider(key="train_steps").set_value(500).run()
-    assert lab.trainer.base_lr == 0.002  # the slider reached the trainer
+    assert lab.trainer.base_lr == 0.005  # the slider reached the trainer
     app.switch_page("pages/weights.py").run()
     app.switch_page("pages/train.py").run()
     assert app.session_state["lab"] is lab
-    assert app.select_slider(key="train_lr").value == 0.002
+    assert app.select_slider(key="train_lr").value == 0.005
     assert app.select_slider(key="train_steps").value == 500
 
 

@@ -226,3 +226,26 @@ def test_uint8_images_train_exactly_like_scaled_floats(mnist):
     as_floats.run(steps=40)
     assert as_bytes.x_train.dtype == np.uint8  # no float copy of the training set was made
     assert_same_params(params_of(as_bytes), params_of(as_floats))
+
+
+def test_shift_moves_each_training_image_by_at_most_that_many_pixels(mnist):
+    (x_train, y_train), _ = mnist
+    x, y = x_train[:600], y_train[:600]
+    trainer = Trainer(DenseMLP(hidden=(8,)), x, y, TrainConfig(batch_size=64, shift=2))
+    idx = np.arange(64)
+    shifted = trainer._images(idx).reshape(64, 28, 28)
+    moves = set()
+    for image, original in zip(shifted, scale(x[idx])):
+        padded = np.pad(original, 2)  # MNIST digits sit inside a 20x20 box: no ink is lost
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(padded[2 - dy:30 - dy, 2 - dx:30 - dx], image)]
+        assert found, "every image is its original, moved"
+        moves.add(found[0])
+    assert len(moves) > 10  # a random move per image, not one for the whole batch
+    # The same seed gives the same moves; shift 0 gives the images untouched.
+    again = Trainer(DenseMLP(hidden=(8,)), x, y, TrainConfig(batch_size=64, shift=2))
+    np.testing.assert_array_equal(again._images(idx).reshape(64, 28, 28), shifted)
+    plain = Trainer(DenseMLP(hidden=(8,)), x, y, TrainConfig(batch_size=64))
+    np.testing.assert_array_equal(plain._images(idx).reshape(64, 28, 28), scale(x[idx]))
+    with pytest.raises(ValueError, match="shift"):
+        TrainConfig(shift=9)
