@@ -3,12 +3,64 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import warnings
+
 import numpy as np
 
 from mlp_core.preprocess import preprocess_digit
 
 CANVAS_SIZE = 280  # pixels on screen: 10x the 28x28 the network sees
 STROKE_WIDTH = 22  # thick, like a marker: MNIST strokes are ~2-3 px of 28 after scaling
+# The canvas sends its pixels as a PNG data URL (bigger than 280x280 on a high-density
+# screen: 2x gives 560x560). Anything a browser could send is far below these caps; a
+# hand-made websocket message claiming more is refused before Pillow decodes it.
+MAX_CANVAS_SIDE = 4 * CANVAS_SIZE
+MAX_DATA_URL_CHARS = 4 * 2**20  # the PNG of a 1120x1120 RGBA canvas is at most ~5 MB raw,
+PNG_PREFIX = "data:image/png;base64,"  # a drawing of strokes compresses to a few kB
+UNREADABLE = "The drawing could not be read. Press Clear and draw again."
+
+
+def canvas_pixels(state) -> tuple[np.ndarray | None, str | None]:
+    """The canvas component's state, as the browser sent it (``st.session_state[key]``:
+    ``{"drawing": {"raw": ..., "data": "data:image/png;base64,..."}}``), -> ``(pixels,
+    None)`` with an (H, W, 4) uint8 RGBA array, ``(None, None)`` when nothing is drawn
+    yet, or ``(None, message)`` when the message is not a drawing we accept. Never
+    raises: the state comes from the network and may be anything."""
+    try:
+        drawing = state.get("drawing") if isinstance(state, dict) else None
+        data = drawing.get("data") if isinstance(drawing, dict) else None
+    except Exception:  # a dict subclass with a hostile .get
+        return None, UNREADABLE
+    if data is None:
+        return None, None
+    if not isinstance(data, str) or not data.startswith(PNG_PREFIX):
+        return None, UNREADABLE
+    if len(data) > MAX_DATA_URL_CHARS:
+        return None, "The drawing is too large to read. Press Clear and draw again."
+    try:
+        png = base64.b64decode(data[len(PNG_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        return None, UNREADABLE
+    return _decode_png(png)
+
+
+def _decode_png(png: bytes) -> tuple[np.ndarray | None, str | None]:
+    from PIL import Image  # lazy, like mlp_core.images
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(png), formats=["PNG"]) as image:
+                width, height = image.size
+                if not (0 < width <= MAX_CANVAS_SIDE and 0 < height <= MAX_CANVAS_SIDE):
+                    return None, UNREADABLE  # checked from the header, before decoding
+                image.load()
+                return np.asarray(image.convert("RGBA"), dtype=np.uint8), None
+        except Exception:  # Pillow raises many kinds of errors on damaged data
+            return None, UNREADABLE
 
 
 def digit_from_canvas(image_data) -> tuple[np.ndarray | None, str | None]:
@@ -23,6 +75,18 @@ def digit_from_canvas(image_data) -> tuple[np.ndarray | None, str | None]:
     if image is None:
         return None, "The canvas is empty: draw a digit in the black box first."
     return image, None
+
+
+def digit_from_canvas_state(state) -> tuple[np.ndarray | None, str | None]:
+    """The canvas component's state -> ``(28x28 image, None)`` or ``(None, message)``:
+    what the Test page shows. Never raises."""
+    pixels, problem = canvas_pixels(state)
+    if problem:
+        return None, problem
+    try:
+        return digit_from_canvas(pixels)
+    except Exception:  # preprocess_digit refuses odd shapes with ValueError; be safe anyway
+        return None, UNREADABLE
 
 
 def random_batch(n_images: int, n: int = 16, seed: int | None = None) -> np.ndarray:

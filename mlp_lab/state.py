@@ -18,7 +18,6 @@ current counts (the browser tests and the load test read it).
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import json
 import logging
@@ -177,76 +176,6 @@ def loss_trend(losses) -> str:
     if np.ptp(losses[len(losses) // 2:]) == 0:
         return "stuck"
     return "down" if last < first else "unclear"
-
-
-class BlowUpGuard:
-    """Stops a run whose loss explodes without ever becoming NaN, and restores the last
-    weights seen with a sane loss.
-
-    The Trainer itself stops at the first non-finite loss or weight. With a learning rate
-    far too high, some networks (tanh, squared error...) instead see the loss grow to
-    millions while staying finite, and the run would go on to its end. ``check`` is the
-    run's progress callback (its thread, every 0.25 s): it keeps a copy of the weights
-    while the loss is sane, and when the loss has been huge for two checks in a row it
-    stops the run; ``finish`` then rolls the weights back and reports "diverged".
-    """
-
-    FACTOR = 50.0  # "huge": this many times the run's first loss...
-    FLOOR = 50.0  # ...and at least this (cross-entropy starts near 2.3, squared error near 1)
-    KEEP_EVERY = 2.0  # seconds between copies of sane weights
-
-    def __init__(self, trainer: Trainer, cancel: threading.Event):
-        self.trainer, self.cancel = trainer, cancel
-        self.start_step = trainer.step
-        self.first_loss: float | None = None  # the run's first loss: what "sane" means
-        self.strikes = 0
-        self.exploded: float | None = None  # the loss that stopped the run
-        self.kept_at = time.monotonic()
-        self.kept = (trainer.step, {k: v.copy() for k, v in trainer.model.params.items()})
-
-    def _huge(self, trainer: Trainer) -> bool:
-        loss = trainer.last_loss
-        if loss is None or trainer.step == self.start_step:
-            return False
-        if self.first_loss is None:
-            with trainer._lock:
-                history = trainer.history
-                i = bisect.bisect_right(history.steps, self.start_step)
-                self.first_loss = history.losses[i] if i < len(history.losses) else loss
-        return loss > max(self.FLOOR, self.FACTOR * self.first_loss)
-
-    def check(self, trainer: Trainer, fraction: float) -> None:
-        if self.cancel.is_set():
-            trainer.stop()
-            return
-        if self._huge(trainer):
-            self.strikes += 1
-            if self.strikes >= 2:  # two checks in a row: not a single bad batch
-                self.exploded = trainer.last_loss
-                trainer.stop()
-            return
-        self.strikes = 0
-        now = time.monotonic()
-        if trainer.last_loss is not None and now - self.kept_at >= self.KEEP_EVERY:
-            with trainer._lock:  # a consistent copy between two steps
-                self.kept = (trainer.step, {k: v.copy() for k, v in trainer.model.params.items()})
-            self.kept_at = now
-
-    def finish(self, result):
-        """The run's result, turned into "diverged" (weights rolled back) if it blew up."""
-        if result.status == "diverged":
-            return result
-        if self.exploded is None and self._huge(self.trainer):  # a run too short to check
-            self.exploded = self.trainer.last_loss
-        if self.exploded is None:
-            return result
-        trainer = self.trainer
-        with trainer._lock:
-            trainer._checkpoint = self.kept  # the Trainer's own roll-back, to our sane copy
-            reason = trainer._roll_back(f"the loss grew to {self.exploded:.3g} (it began this run "
-                                        f"at {self.first_loss:.3g})")
-            trainer.status, trainer.reason = "diverged", reason
-        return replace(result, status="diverged", reason=reason)
 
 
 @dataclass
@@ -544,10 +473,15 @@ class LabSession:
                         self.run_info.status = "running"
                 log.info("run started: %d steps (active runs: %d)", steps, active_runs())
                 # A Stop that came just before run() began would be cleared by it: the
-                # progress callback passes the cancel on to the trainer within 0.25 s.
-                guard = BlowUpGuard(trainer, cancel)
-                result = guard.finish(trainer.run(steps=steps, time_budget=MAX_SECONDS_PER_RUN,
-                                                  on_progress=guard.check))
+                # progress callback passes the cancel on to the trainer within 0.25 s. A loss
+                # that blows up (NaN, or finite but exploding) is the Trainer's own business:
+                # it stops the run as "diverged" and restores the last sane weights.
+                def pass_cancel_on(t: Trainer, fraction: float) -> None:
+                    if cancel.is_set():
+                        t.stop()
+
+                result = trainer.run(steps=steps, time_budget=MAX_SECONDS_PER_RUN,
+                                     on_progress=pass_cancel_on)
                 notice = self._notice_for(trainer, result)
                 outcome = (result.status, result.steps, result.train_seconds)
             else:

@@ -5,7 +5,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mlp_lab import figures
-from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas, random_batch
+from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas_state, random_batch
 from mlp_lab.session import get_lab, guarded
 
 lab = get_lab()
@@ -48,16 +48,14 @@ def draw_and_predict() -> None:
     with draw:
         st.subheader("1. Draw a digit")
         st.caption("Hold the mouse button down and draw one digit, big, in the black box.")
-        result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
-                           background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
-                           drawing_mode="freedraw", return_image_data=True,
-                           key=f"canvas_{st.session_state.get('canvas_round', 0)}")
+        canvas_key = f"canvas_{st.session_state.get('canvas_round', 0)}"
+        st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
+                  background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
+                  drawing_mode="freedraw", return_image_data=True, key=canvas_key)
         st.button("Clear", on_click=_clear, help="Wipe the canvas to draw another digit.")
-    try:
-        pixels = result.image_data
-    except Exception:  # a malformed drawing message: treat as no drawing
-        pixels = None
-    image, problem = digit_from_canvas(pixels)
+    # The component's state as the browser sent it, parsed by our own checked reader
+    # (size caps before decoding; anything malformed becomes a message, never a traceback).
+    image, problem = digit_from_canvas_state(st.session_state.get(canvas_key))
     with seen:
         st.subheader("2. What the network sees")
         if image is None:

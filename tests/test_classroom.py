@@ -205,6 +205,28 @@ def test_a_too_high_learning_rate_stops_and_restores_finite_weights(labs):
     assert status_lines(lab.status())[-1].startswith(":red-badge")
 
 
+def test_a_finite_but_exploding_loss_also_stops_the_run_and_restores_sane_weights(labs):
+    # tanh with plain SGD at lr 1000: the loss climbs to thousands and stays finite. The
+    # engine's Trainer stops such a run itself (TrainConfig.blowup_patience); the lab turns
+    # it into the same "diverged" message and roll-back as a NaN.
+    lab = labs(ModelChoice(kind="dense", hidden=(32,), activation="tanh", optimizer="sgd",
+                           schedule="constant", batch_size=32))
+    lab.start(100, lr=0.01)
+    wait_until(lambda: not lab.running, what="a good run")
+    good = {k: v.copy() for k, v in lab.model.params.items()}
+    lab.pop_notices()
+    lab.start(5000, lr=1e3)
+    wait_until(lambda: not lab.running, what="the exploding run")
+    status = lab.status()
+    assert status.status == "diverged" and status.step == 100
+    assert lab.run_info.result_steps < 5000  # it stopped long before its end
+    kind, text = lab.pop_notices()[0]
+    assert kind == "error" and "the loss grew to" in text and "smaller" in text
+    for name, value in lab.model.params.items():
+        np.testing.assert_array_equal(value, good[name])
+    assert max(lab.snapshot(False).history.losses) < 50  # no exploded point left on the curve
+
+
 # --- the class configuration --------------------------------------------------------------
 def test_config_keeps_xsrf_on_caps_uploads_and_hides_developer_menus():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
