@@ -8,11 +8,15 @@ stops instead of using the CPU for nobody. It is also kept in ``st.session_state
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import sys
+import threading
 import traceback
+from collections import OrderedDict
 
+import numpy as np
 import streamlit as st
 
 from mlp_core.blas import set_blas_threads
@@ -44,6 +48,56 @@ POLL_SECONDS = 1.0  # the Train page's live chart refresh while a run goes
 SIDEBAR_POLL_SECONDS = 2.0
 NOTICE_ICONS = {"success": ":material/check_circle:", "info": ":material/info:",
                 "error": ":material/warning:"}
+
+
+class FigureCache:
+    """Plotly figures shared by every session of the server, keyed by what they show.
+
+    Building a figure is the most expensive part of a page (Plotly validates every
+    property in Python, holding the GIL), and most figures repeat: every fresh model
+    starts from the same weights (seed 0), a run waiting for a trainer refreshes charts
+    that have not changed, a student comes back to a page. So a figure is built once per
+    content (the key holds a digest of the arrays drawn) and reused; st.plotly_chart only
+    reads it. Bounded: the least recently used figures are dropped beyond ``size``."""
+
+    def __init__(self, size: int = 96):
+        self.size = size
+        self._figures: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key, build):
+        with self._lock:
+            figure = self._figures.get(key)
+            if figure is not None:
+                self._figures.move_to_end(key)
+                self.hits += 1
+                return figure
+            self.misses += 1
+        figure = build()  # outside the lock: two sessions may build the same figure, rarely
+        with self._lock:
+            self._figures[key] = figure
+            self._figures.move_to_end(key)
+            while len(self._figures) > self.size:
+                self._figures.popitem(last=False)
+        return figure
+
+    def clear(self) -> None:
+        with self._lock:
+            self._figures.clear()
+
+
+FIGURES = FigureCache()
+
+
+def digest(*arrays) -> str:
+    """A short fingerprint of arrays (their dtype, shape and bytes), for FigureCache keys."""
+    h = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(memoryview(array).cast("B"))
+    return h.hexdigest()
 
 
 def _release(lab: LabSession) -> None:

@@ -6,7 +6,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mlp_lab import figures
 from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas_state, random_batch
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import FIGURES, digest, get_lab, guarded
 
 lab = get_lab()
 data = lab.data
@@ -85,7 +85,9 @@ if "test_batch" not in st.session_state:
 idx = st.session_state["test_batch"]
 st.button("New batch", on_click=_new_batch, help="Show 16 other random test images.")
 predicted = lab.predict_proba(data.x_test[idx]).argmax(axis=1)
-st.plotly_chart(figures.sample_grid_figure(data.x_test[idx], data.y_test[idx], predicted),
+st.plotly_chart(FIGURES.get(("samples", digest(np.asarray(idx), predicted)),
+                            lambda: figures.sample_grid_figure(data.x_test[idx], data.y_test[idx],
+                                                               predicted)),
                 key="sample_grid")
 
 st.header("Test accuracy")
@@ -101,4 +103,5 @@ if result_ is not None:
     st.caption(f"Measured at step {result_.step:,}.{note} In the matrix, each row is a true digit "
                "and each column the network's answer: the diagonal counts right answers, "
                "everything else is a mix-up.")
-    st.plotly_chart(figures.confusion_figure(result_.confusion), key="confusion")
+    st.plotly_chart(FIGURES.get(("confusion", digest(result_.confusion)),
+                                lambda: figures.confusion_figure(result_.confusion)), key="confusion")

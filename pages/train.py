@@ -1,9 +1,10 @@
 """Train: pick a learning rate and a number of steps, press Train, watch the curves live."""
 
+import numpy as np
 import streamlit as st
 
 from mlp_lab import figures
-from mlp_lab.session import POLL_SECONDS, fmt_loss, get_lab, guarded, waiting_text
+from mlp_lab.session import FIGURES, POLL_SECONDS, digest, fmt_loss, get_lab, guarded, waiting_text
 from mlp_lab.state import LR_OPTIONS, MAX_SECONDS_PER_RUN, STEP_OPTIONS, DEFAULT_STEPS, nearest_option
 
 lab = get_lab()
@@ -108,12 +109,18 @@ def live_training(polling: bool) -> None:
     log_y = st.toggle("Log scale for the loss", key="train_log_y", persist_state="session",
                       help="A log scale spreads out small values, so you can still see the loss "
                            "improving when it is already close to 0.")
-    st.plotly_chart(figures.loss_figure(history.steps, history.losses, log_y=log_y, x_max=x_max,
-                                        revision=f"{revision}-{log_y}"),
-                    key="loss_chart")
-    st.plotly_chart(figures.accuracy_figure(history.val_steps, history.val_accuracy, x_max=x_max,
-                                            revision=revision),
-                    key="accuracy_chart")
+    # Rebuilt only when the curves changed (FigureCache): a run waiting for a trainer, or
+    # a finished one, refreshes without paying for Plotly again.
+    curves = digest(np.asarray(history.steps, dtype=np.int64),
+                    np.asarray(history.losses, dtype=np.float64))
+    st.plotly_chart(FIGURES.get(("loss", curves, log_y, x_max, revision), lambda: figures.loss_figure(
+        history.steps, history.losses, log_y=log_y, x_max=x_max, revision=f"{revision}-{log_y}")),
+        key="loss_chart")
+    accuracy = digest(np.asarray(history.val_steps, dtype=np.int64),
+                      np.asarray(history.val_accuracy, dtype=np.float64))
+    st.plotly_chart(FIGURES.get(("accuracy", accuracy, x_max, revision), lambda: figures.accuracy_figure(
+        history.val_steps, history.val_accuracy, x_max=x_max, revision=revision)),
+        key="accuracy_chart")
     if polling and not status.running:
         st.rerun()  # the run ended: re-enable Train, show the toast, stop polling
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mlp_lab import figures
 from mlp_lab.layers import layer_views
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import FIGURES, digest, get_lab, guarded
 
 REFRESH_SECONDS = 3.0  # modest: a big layer is a few hundred kB per refresh
 
@@ -30,6 +30,13 @@ def weight_views() -> None:
     params = snap.params
     if change:
         params = {k: v - lab.initial_params[k] for k, v in params.items()}
+    drawn = digest(*(params[name] for name in sorted(params)))  # what the figures show
+
+    def figure(name: str, build):
+        """Built once per content for the whole server (FigureCache): every fresh model
+        starts from the same weights, and a waiting run's refresh changes nothing."""
+        return FIGURES.get(("weights", name, drawn, change), build)
+
     what = "change since the start" if change else "weights"
     note = f" — refreshed every {REFRESH_SECONDS:g} s while training runs" if lab.running else ""
     meaning = " Red: the weight grew; blue: it shrank; white: unchanged." if change else ""
@@ -43,23 +50,24 @@ def weight_views() -> None:
                    "picture of its 784 weights: one per pixel of the input image. Red areas "
                    "are where ink makes the neuron fire; blue areas where ink stops it. Each "
                    "square has its own colour scale, so faint neurons show up too.")
-        st.plotly_chart(figures.neuron_grid(
-            params["w1"], what="how its weights changed" if change else "its weights"),
+        st.plotly_chart(figure("neuron_grid", lambda: figures.neuron_grid(
+            params["w1"], what="how its weights changed" if change else "its weights")),
             key="neuron_grid")
     st.subheader("Every layer")
     for view in layer_views(lab.model):
         st.markdown(f"**{view.title}.** {view.caption}")
         left, right = st.columns([3, 2])
         with left:
-            st.plotly_chart(figures.weight_heatmap(params[view.weight], view.weight, rows=view.rows,
-                                                   cols=view.cols), key=f"heat_{view.weight}")
+            st.plotly_chart(figure(f"heat_{view.weight}", lambda: figures.weight_heatmap(
+                params[view.weight], view.weight, rows=view.rows, cols=view.cols)),
+                key=f"heat_{view.weight}")
             if view.bias:
-                st.plotly_chart(figures.weight_heatmap(params[view.bias], view.bias,
-                                                       rows=view.bias_rows, cols=view.bias_cols),
-                                key=f"heat_{view.bias}")
+                st.plotly_chart(figure(f"heat_{view.bias}", lambda: figures.weight_heatmap(
+                    params[view.bias], view.bias, rows=view.bias_rows, cols=view.bias_cols)),
+                    key=f"heat_{view.bias}")
         with right:
-            st.plotly_chart(figures.histogram_figure(params[view.weight], view.weight),
-                            key=f"hist_{view.weight}")
+            st.plotly_chart(figure(f"hist_{view.weight}", lambda: figures.histogram_figure(
+                params[view.weight], view.weight)), key=f"hist_{view.weight}")
 
 
 weight_views()
