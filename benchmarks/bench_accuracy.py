@@ -12,7 +12,6 @@ the 10,000 test images and the training speed. The runs alternate budgets (30 s 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import benchlib as common
@@ -75,9 +74,7 @@ def human(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one 3-second run: a smoke test")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser = common.arguments(__doc__, quick_help="one 3-second run: a smoke test")
     parser.add_argument("--budgets", type=float, nargs="+", help="seconds (default 30 60)")
     parser.add_argument("--seeds", type=int, nargs="+", help="default 0 1 2")
     args = parser.parse_args(argv)

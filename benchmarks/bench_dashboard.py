@@ -22,7 +22,6 @@ interleaved: dashboard, CLI, dashboard, CLI, ...
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
@@ -158,9 +157,7 @@ def human(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser = common.arguments(__doc__)
     parser.add_argument("--steps", type=int, help="steps per run (default 2000, quick 150)")
     parser.add_argument("--rounds", type=int, help="runs of each (default 5, quick 1)")
     args = parser.parse_args(argv)

@@ -27,7 +27,6 @@ headline compares the fastest of ours with the faster matmul loop (the machine's
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -162,13 +161,7 @@ def human(result: dict) -> str:
             + "\n\n" + common.figures_table(result["figures"]))
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
-    common.emit(run(args.quick), args.json, human)
-    return 0
+main = common.simple_main(__doc__, run, human)
 
 
 if __name__ == "__main__":

@@ -237,9 +237,7 @@ def human(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser = common.arguments(__doc__)
     parser.add_argument("--rounds", type=int, help="measured epochs per contender (default 7, quick 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=["ours", "keras", "keras-xla"], help=argparse.SUPPRESS)

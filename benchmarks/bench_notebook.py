@@ -12,7 +12,6 @@ turn; the time is the median of the repeats for the faster setting, and the test
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -91,9 +90,7 @@ def human(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser = common.arguments(__doc__)
     parser.add_argument("--repeats", type=int, help="default 3 (quick 1)")
     args = parser.parse_args(argv)
     common.emit(run(args.quick, args.repeats), args.json, human)

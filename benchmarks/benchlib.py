@@ -13,6 +13,7 @@ is held to the target, so ``pass`` can be recomputed by any reader of results.js
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import datetime as _dt
 import glob
@@ -235,6 +236,23 @@ def clean(value):
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def arguments(doc: str, quick_help: str = "tiny sizes: a smoke test") -> argparse.ArgumentParser:
+    """The options every benchmark script has: --quick and --json (add your own)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return parser
+
+
+def simple_main(doc: str, run, human):
+    """``main`` of a benchmark script whose only options are --quick and --json."""
+    def main(argv=None) -> int:
+        args = arguments(doc).parse_args(argv)
+        emit(run(args.quick), args.json, human)
+        return 0
+    return main
 
 
 def emit(result: dict, as_json: bool, human) -> None:
