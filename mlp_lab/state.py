@@ -49,6 +49,9 @@ def _env_number(name: str, default, cast):
 
 MAX_STEPS_PER_RUN = _env_number("MLP_LAB_MAX_STEPS", 50_000, int)  # the Steps slider's top
 MAX_SECONDS_PER_RUN = _env_number("MLP_LAB_MAX_SECONDS", 120.0, float)  # wall time of one run
+# A run waiting for a free trainer gives up after this long (the student is told and can
+# queue again): a tab left open on a busy server does not hold a place in line forever.
+MAX_WAIT_SECONDS = _env_number("MLP_LAB_MAX_WAIT_SECONDS", 600.0, float)
 
 
 def _cpu_count() -> int:
@@ -82,6 +85,13 @@ STEP_OPTIONS = tuple(s for s in (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000
                      if s <= MAX_STEPS_PER_RUN)
 DEFAULT_STEPS = 2000  # the notebook trained 2,000 steps per run of its cell
 EVAL_EVERY = {"dense": 100, "notebook": 500}  # steps between validation checks
+
+
+def _duration(seconds: float) -> str:
+    """120 -> "2 minutes", 45 -> "45 seconds"."""
+    if seconds >= 120:
+        return f"{seconds / 60:.3g} minutes"
+    return f"{seconds:.3g} seconds"
 
 
 def nearest_option(value: float, options) -> float:
@@ -246,7 +256,11 @@ class TrainerPool:
     def new_ticket(self) -> int:
         return next(self._tickets)
 
-    def acquire(self, ticket: int, cancelled: threading.Event) -> bool:
+    def acquire(self, ticket: int, cancelled: threading.Event,
+                max_wait: float | None = None) -> str:
+        """Wait in line for a free trainer: "acquired", "cancelled", or "timed_out" after
+        ``max_wait`` seconds (None: no limit)."""
+        deadline = None if max_wait is None else time.monotonic() + max_wait
         with self._cond:
             self._queue.append(ticket)
             self._changed()
@@ -255,9 +269,11 @@ class TrainerPool:
                     if self._queue[0] == ticket and len(self._running) < MAX_ACTIVE_RUNS:
                         self._queue.pop(0)
                         self._running.add(ticket)
-                        return True
+                        return "acquired"
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return "timed_out"
                     self._cond.wait(0.5)  # woken by release/wake; the timeout is a safety net
-                return False
+                return "cancelled"
             finally:
                 if ticket in self._queue:
                     self._queue.remove(ticket)
@@ -465,7 +481,8 @@ class LabSession:
         Streamlit; never lets an exception escape."""
         notice, outcome, acquired = None, ("stopped", 0, 0.0), False
         try:
-            acquired = POOL.acquire(ticket, cancel)
+            turn = POOL.acquire(ticket, cancel, max_wait=MAX_WAIT_SECONDS)
+            acquired = turn == "acquired"
             if acquired:
                 with self._lock:
                     if generation == self._generation and self.run_info is not None:
@@ -484,6 +501,11 @@ class LabSession:
                                      on_progress=pass_cancel_on)
                 notice = self._notice_for(trainer, result)
                 outcome = (result.status, result.steps, result.train_seconds)
+            elif turn == "timed_out":
+                notice = ("info", f"No trainer became free within {_duration(MAX_WAIT_SECONDS)} "
+                                  "(the server is busy), so the run left the line; "
+                                  "nothing changed. Press Train to queue it again.")
+                outcome = ("gave_up_waiting", 0, 0.0)
             else:
                 notice = ("info", "The run was cancelled before a trainer became free; "
                                   "nothing changed. Press Train to queue it again.")

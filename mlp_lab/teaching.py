@@ -7,8 +7,9 @@ The ladder changes one thing at a time, starting from the notebook's network and
 
 Each rung is trained for the same number of steps on the same data. The results depend
 only on (rung, steps), so they are computed once per server process by one background
-worker and shared by every session: a class of 30 pays for one ladder, not 30, and at most
-one core is busy with it.
+worker and shared by every session: a class of 30 pays for one ladder, not 30. Each rung
+takes a slot of the server's trainer pool (``mlp_lab.state.POOL``) like a student's run,
+so the ladder never adds a trainer beyond ``MLP_LAB_MAX_RUNS``: it waits in the same line.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from mlp_core import TrainConfig, Trainer, build_model
 
 from .shared_data import get_data
-from .state import BATCH_SIZES, LR_OPTIONS, STEP_OPTIONS, ModelChoice, nearest_option
+from .state import POOL, BATCH_SIZES, LR_OPTIONS, STEP_OPTIONS, ModelChoice, nearest_option
 
 log = logging.getLogger("mlp_lab")
 
@@ -156,6 +157,8 @@ class Experiments:
         self._current: tuple[str, int] | None = None
         self._fraction = 0.0
         self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()  # set by close(): the worker leaves the line
+        self._waiting = False  # the current rung waits for a free trainer
         self.errors: list[str] = []
 
     def request(self, keys, steps: int) -> None:
@@ -180,7 +183,18 @@ class Experiments:
                 self._current = self._queue.pop(0)
                 self._fraction = 0.0
             key, steps = self._current
+            ticket, turn = POOL.new_ticket(), None
             try:
+                # A slot of the server's trainer pool, as a student's run takes: waits in
+                # the same line (no time limit: one shared job, not one per tab).
+                self._waiting = True
+                turn = POOL.acquire(ticket, self._cancel)
+                self._waiting = False
+                if turn != "acquired":  # closed: the server is stopping
+                    with self._lock:
+                        self._current = None
+                        self._queue.clear()
+                    return
                 result = train_rung(key, steps, self._data, progress=self._set_fraction)
                 log.info("ladder: %s, %d steps: %.1f%% in %.1f s", key, steps,
                          100 * result.test_accuracy, result.seconds)
@@ -188,6 +202,10 @@ class Experiments:
                 log.exception("ladder rung %s failed", key)
                 self.errors.append(f"{key}: {type(exc).__name__}")
                 result = None
+            finally:
+                self._waiting = False
+                if turn == "acquired":
+                    POOL.release(ticket)
             with self._lock:
                 if result is not None:
                     self._results[(key, steps)] = result
@@ -207,6 +225,18 @@ class Experiments:
         """(the job running or None, its fraction done, the jobs still queued)."""
         with self._lock:
             return self._current, self._fraction, list(self._queue)
+
+    @property
+    def waiting(self) -> bool:
+        """The current rung waits for a free trainer (every slot of the pool is busy)."""
+        return self._waiting
+
+    def close(self) -> None:
+        """Stop taking jobs: a waiting rung leaves the line (tests, server shutdown)."""
+        self._cancel.set()
+        with self._lock:
+            self._queue.clear()
+        POOL.wake()
 
     @property
     def busy(self) -> bool:

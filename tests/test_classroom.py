@@ -270,3 +270,51 @@ def test_train_page_shows_the_waiting_status(monkeypatch):
         busy.close()
         clear_sessions()
     assert math.isclose(state.trainer_threads(), 0)
+
+
+# --- the line for a trainer: a time limit, and the shared ladder takes a slot too -----------
+def test_a_run_waiting_too_long_leaves_the_line_with_a_message(labs, monkeypatch):
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(state, "MAX_WAIT_SECONDS", 1.0)
+    busy, queued = labs(), labs()
+    busy.start(50_000)
+    wait_until(lambda: busy.status().running and not busy.waiting, what="the busy run")
+    started = time.monotonic()
+    queued.start(100)
+    wait_until(lambda: not queued.running, 10, "the waiting run giving up")
+    assert 1.0 <= time.monotonic() - started < 5
+    assert queued.trainer.step == 0 and queued.run_info.status == "gave_up_waiting"
+    (kind, text), = queued.pop_notices()
+    assert kind == "info" and "No trainer became free within 1 seconds" in text and "Train" in text
+    assert state.waiting_runs() == 0 and state.trainer_threads() == 1 and busy.running
+
+
+def test_the_shared_ladder_takes_a_slot_from_the_same_trainer_pool(labs, monkeypatch):
+    from mlp_lab.teaching import Experiments
+
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    student = labs()
+    student.start(50_000)
+    wait_until(lambda: student.status().running and not student.waiting, what="a student's run")
+    ladder = Experiments(data=student.data)
+    try:
+        ladder.request(["notebook"], 1000)
+        wait_until(lambda: ladder.waiting, what="the ladder waiting in line")
+        assert state.waiting_runs() == 1 and state.active_runs() == 1
+        assert ladder.progress()[1] == 0.0 and ladder.results(1000) == {}  # nothing trained
+        student.stop(wait=True)  # the slot is free: the rung trains, then gives it back
+        ladder.wait(120)
+        assert "notebook" in ladder.results(1000) and not ladder.errors
+        assert state.active_runs() == 0 and state.waiting_runs() == 0
+        # while the rung trains it holds the slot: a student's run waits behind it
+        ladder.request(["loss"], 5000)  # a few seconds of one-image steps
+        wait_until(lambda: state.active_runs() == 1 and not ladder.waiting, what="the rung training")
+        before = student.trainer.step
+        assert student.start(20) is None
+        wait_until(lambda: student.waiting, what="the student waiting behind the ladder")
+        ladder.wait(120)
+        wait_until(lambda: not student.running, what="the student's run after the rung")
+        assert student.trainer.step == before + 20
+    finally:
+        ladder.close()
+        ladder.wait(10)
