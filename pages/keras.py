@@ -1,12 +1,16 @@
 """NumPy vs Keras: the same network trained by mlp_core and by TensorFlow/Keras, from the
-same starting weights; time per epoch, accuracy, and one batch's gradients compared.
-TensorFlow is imported only when a comparison runs (in mlp_lab.keras_compare)."""
+same starting weights; the loss curves overlaid, time per epoch, accuracy, and one batch's
+gradients compared. TensorFlow runs in a child process (mlp_lab.keras_compare), never in
+the server."""
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from mlp_lab.keras_compare import BATCH, EPOCH_OPTIONS, HIDDEN, TRAIN_SIZES, get_jobs
+from mlp_lab.keras_compare import BATCH, EPOCH_OPTIONS, GRADIENT_SAMPLE, HIDDEN, TRAIN_SIZES, get_jobs
 from mlp_lab.session import get_lab, guarded
+
+OURS_COLOUR, KERAS_COLOUR = "#1f3fbf", "#ff7f0e"
+AGREE = 1e-4  # largest gradient difference, relative to the gradient's size, called "the same"
 
 get_lab()
 jobs = get_jobs()
@@ -14,68 +18,156 @@ jobs = get_jobs()
 st.title("NumPy vs Keras")
 st.caption(
     "**What am I looking at?** The same network (784 → 128 → 64 → 10) trained twice from the "
-    "very same random start: once by MLP Lab's own NumPy code, once by TensorFlow/Keras, the "
-    "library professionals use. If our maths is right, both learn the same way, and on one "
-    "batch of images both compute the same gradients, up to rounding.")
+    "very same random start: once by MLP Lab's own code, written with NumPy, and once by "
+    "TensorFlow/Keras, the library professionals use. If our maths is right, both learn the "
+    "same way, and on one batch of images both compute the same gradients (the directions "
+    "in which every weight should move), up to rounding.")
 c1, c2, c3 = st.columns([2, 1, 1])
-c1.select_slider("Training images", TRAIN_SIZES, value=5000, key="keras_n",
+c1.select_slider("Training images", TRAIN_SIZES, value=2000, key="keras_n",
                  format_func=lambda v: f"{v:,}",
                  help="How many MNIST images both train on (the same ones, in batches of "
                       f"{BATCH}). Fewer is quicker.")
 c2.select_slider("Epochs", EPOCH_OPTIONS, value=2, key="keras_epochs",
-                 help="Passes over those images. Each epoch is timed separately.")
+                 help="An epoch is one pass over all the training images. Each epoch is timed "
+                      "separately.")
 key = (st.session_state["keras_n"], st.session_state["keras_epochs"])
 c3.button("Run both", type="primary", disabled=jobs.busy,
           on_click=lambda: jobs.request(*key),
-          help="Loads TensorFlow (the first time takes a while) and trains both networks in "
-               "the background. One comparison runs at a time on the server; results are "
-               "shared, so the next student sees them at once.")
+          help="Trains both networks in the background (TensorFlow takes about 10 s to load). "
+               "One comparison runs at a time on the server and results are shared, so the "
+               "next student with the same settings sees them at once.")
+
+
+def loss_figure(result) -> go.Figure:
+    fig = go.Figure()
+    for side, colour in ((result.ours, OURS_COLOUR), (result.keras, KERAS_COLOUR)):
+        fig.add_trace(go.Scatter(x=side.images_seen, y=side.losses, name=side.name, mode="lines",
+                                 line=dict(color=colour, width=2), opacity=0.85))
+    fig.update_layout(title=dict(text="Loss on each batch while training (lower is better)"),
+                      height=330, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.25),
+                      xaxis=dict(title=dict(text="images seen")),
+                      yaxis=dict(title=dict(text="loss"), rangemode="tozero"))
+    return fig
+
+
+def time_figure(result) -> go.Figure:
+    epochs = [f"epoch {e}" for e in range(1, result.epochs + 1)]
+    fig = go.Figure()
+    for side, colour in ((result.ours, OURS_COLOUR), (result.keras, KERAS_COLOUR)):
+        fig.add_trace(go.Bar(x=epochs, y=side.epoch_seconds, name=side.name, marker_color=colour,
+                             text=[f"{s:.2f} s" for s in side.epoch_seconds],
+                             textposition="outside"))
+    top = max(result.ours.epoch_seconds + result.keras.epoch_seconds)
+    fig.update_layout(title=dict(text="Seconds for each epoch (shorter is faster)"), height=330,
+                      barmode="group", margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.25),
+                      yaxis=dict(title=dict(text="seconds"), range=[0, top * 1.25]))
+    return fig
+
+
+def gradient_figure(result) -> go.Figure:
+    ours, keras = result.grad_sample_ours, result.grad_sample_keras
+    low, high = min(ours + keras), max(ours + keras)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exactly equal",
+                             line=dict(color="#999999", dash="dash")))
+    fig.add_trace(go.Scatter(x=ours, y=keras, mode="markers", name=f"one number of ∂L/∂{GRADIENT_SAMPLE}",
+                             marker=dict(color=OURS_COLOUR, size=5, opacity=0.6)))
+    fig.update_layout(title=dict(text=f"The {len(ours)} gradients of {GRADIENT_SAMPLE}: "
+                                      "NumPy's (across) vs Keras' (up)"),
+                      height=360, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.2),
+                      xaxis=dict(title=dict(text="NumPy's gradient")),
+                      yaxis=dict(title=dict(text="Keras' gradient")))
+    return fig
+
+
+def per_epoch(side, epochs: int) -> float:
+    """Average seconds per epoch, leaving out the first when there are more (Keras' first
+    epoch also builds its compiled training step)."""
+    timed = side.epoch_seconds[1:] if epochs > 1 else side.epoch_seconds
+    return sum(timed) / len(timed)
+
+
+def speed_sentence(result) -> str:
+    ours, keras = per_epoch(result.ours, result.epochs), per_epoch(result.keras, result.epochs)
+    faster = (f"ours was **{keras / ours:.1f}× faster** on this small network" if ours <= keras
+              else f"Keras was **{ours / keras:.1f}× faster**")
+    note = ("" if result.epochs > 1 else " (with one epoch, Keras' time includes preparing its "
+            "training step: choose 2 or 3 epochs for a fairer race)")
+    return (f"MLP Lab's NumPy code took **{ours:.2f} s** per epoch and Keras **{keras:.2f} s**: "
+            f"{faster}{note}.")
 
 
 @st.fragment(run_every=1.0 if jobs.busy else None)
 @guarded
 def results_view(polling: bool) -> None:
     if jobs.busy:
-        st.info(f"Training both on {jobs.running[0]:,} images for {jobs.running[1]} epoch(s)… "
-                "(loading TensorFlow takes a few seconds the first time)")
-    if jobs.error:
-        st.error(f"The Keras comparison could not run ({jobs.error}). It needs TensorFlow: "
-                 "`pip install tensorflow`.")
+        n, epochs = jobs.running
+        if jobs.waiting:
+            st.info(f"Waiting for a free trainer: the server's trainers are all busy with "
+                    f"students' runs. The comparison ({n:,} images, {epochs} epoch(s)) starts "
+                    "by itself when one is free.", icon=":material/hourglass_top:")
+        else:
+            st.info(f"Training both on {n:,} images for {epochs} epoch(s)… now: {jobs.stage}.",
+                    icon=":material/hourglass_top:")
+    if jobs.error and not jobs.busy:
+        if jobs.missing_tensorflow:
+            st.error(f"The Keras comparison needs TensorFlow, which is not installed on the "
+                     f"server (`pip install tensorflow`). ({jobs.error})")
+        else:
+            st.error(f"The Keras comparison could not run ({jobs.error}). The server's console "
+                     "has the details; press Run both to try again.")
     result = jobs.results.get(key)
     if result is None:
         if not jobs.busy:
             st.info("Press **Run both** to train the two side by side.")
     else:
+        st.markdown(f"#### Results: {result.n_train:,} images, {result.epochs} epoch(s)")
         left, right = st.columns(2)
         for column, side in ((left, result.ours), (right, result.keras)):
             with column, st.container(border=True):
                 st.markdown(f"**{side.name}**")
                 m1, m2 = st.columns(2)
-                m1.metric("Seconds per epoch", f"{sum(side.epoch_seconds) / len(side.epoch_seconds):.2f}",
-                          help="Average wall time of one pass over the training images.")
-                m2.metric("Validation accuracy", f"{side.val_accuracy[-1]:.1%}",
-                          help="Share of 1,000 unseen images answered correctly after training.")
-        fig = go.Figure()
-        for side, colour in ((result.ours, "#1f3fbf"), (result.keras, "#ff7f0e")):
-            fig.add_trace(go.Scatter(x=list(range(1, result.epochs + 1)),
-                                     y=[a * 100 for a in side.val_accuracy], name=side.name,
-                                     mode="lines+markers", line=dict(color=colour, width=2.5)))
-        fig.update_layout(title=dict(text="Accuracy on unseen images after each epoch"), height=300,
-                          margin=dict(l=10, r=10, t=50, b=10),
-                          xaxis=dict(title=dict(text="epoch"), dtick=1),
-                          yaxis=dict(title=dict(text="% right")))
-        st.plotly_chart(fig, key="keras_curves")
-        st.subheader("The gradients on one batch, number by number")
-        st.caption(f"Both start from the same weights and see the same {BATCH} images. Loss: "
-                   f"NumPy {result.loss_ours:.6f}, Keras {result.loss_keras:.6f}. The table gives, "
-                   "for each weight array, the largest difference between the two gradients; "
-                   "float32 rounding alone gives differences around 1e-7 of the gradient's size.")
-        st.dataframe([{"array": name, "largest difference": f"{result.grad_max_abs[name]:.2e}",
+                m1.metric("Seconds per epoch", f"{per_epoch(side, result.epochs):.2f}",
+                          help="Time of one pass over the training images: the average over "
+                               "the epochs after the first, when there are several (Keras' first "
+                               "epoch also prepares its compiled training step).")
+                m2.metric("Accuracy on unseen images", f"{side.val_accuracy[-1]:.1%}",
+                          help="Share of 1,000 images neither network trained on that it "
+                               "answers correctly, after the last epoch.")
+        st.markdown(speed_sentence(result) + " Both end at about the same accuracy: they learned "
+                    "the same thing.")
+        g1, g2 = st.columns(2)
+        g1.plotly_chart(loss_figure(result), key="keras_curves")
+        g2.plotly_chart(time_figure(result), key="keras_times")
+        st.caption("The two loss curves lie on top of each other: the same network learns at the "
+                   "same pace. They are not identical because each library shuffles the images "
+                   "in its own order. Keras' first epoch also includes TensorFlow preparing its "
+                   "compiled training step.")
+
+        st.subheader("Do both compute the same gradients?")
+        worst = max(result.grad_rel.values())
+        if worst < AGREE:
+            st.success(f"**Yes.** On the same {BATCH} images, from the same weights, the largest "
+                       f"difference is {worst:.1e} of the gradient's size: that is the rounding of "
+                       "32-bit numbers (about 1e-7), not a mistake.", icon=":material/check_circle:")
+        else:
+            st.warning(f"**No**: a difference of {worst:.1e} of the gradient's size is more than "
+                       "rounding. One of the two computes something else.")
+        st.caption(f"Loss on that batch: NumPy {result.loss_ours:.6f}, Keras {result.loss_keras:.6f}. "
+                   "In the plot, every dot is one number of the gradient: if both agree, all dots "
+                   "sit on the dashed line. The table gives, for every weight array, the largest "
+                   "difference between the two gradients.")
+        p1, p2 = st.columns([3, 2])
+        p1.plotly_chart(gradient_figure(result), key="keras_gradients")
+        p2.dataframe([{"array": name, "largest difference": f"{result.grad_max_abs[name]:.2e}",
                        "relative to the largest gradient": f"{result.grad_rel[name]:.2e}"}
                       for name in result.grad_max_abs], hide_index=True)
         st.caption(f"TensorFlow {result.tf_version}, one thread each; network "
-                   f"784-{HIDDEN[0]}-{HIDDEN[1]}-10, Adam lr 0.001, batch {BATCH}. Keras shuffles "
-                   "the images in its own order, so the curves differ a little.")
+                   f"784-{HIDDEN[0]}-{HIDDEN[1]}-10, Adam lr 0.001, batch {BATCH}. TensorFlow runs "
+                   "in a separate process, so it never slows down the rest of MLP Lab.")
     if polling and not jobs.busy:
         st.rerun()
 

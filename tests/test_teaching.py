@@ -163,3 +163,26 @@ def test_replay_records_evenly_spaced_int8_snapshots(small_data):
     assert set(short.levels) == {"w1", "w2"}  # one hidden layer: no w3
     slow = record(RUNGS["notebook"].choice, small_data, 50_000, snapshots=5, seconds=0.3)
     assert slow.stopped_early and slow.steps[-1] < 50_000
+
+
+def test_keras_batch_losses_recovers_each_batch_from_the_running_means():
+    """Keras reports the epoch's running mean (weighted by batch size); the page plots each
+    batch's own loss. 150 images in batches of 64: sizes 64, 64, 22."""
+    from mlp_lab.keras_compare import keras_batch_losses
+
+    batch_losses = np.array([2.3, 1.1, 0.4])
+    sizes = np.array([64, 64, 22])
+    running = np.cumsum(batch_losses * sizes) / np.cumsum(sizes)
+    np.testing.assert_allclose(keras_batch_losses(running, 150, 64), batch_losses, rtol=1e-12)
+    # an unweighted reading would be wrong on the short last batch
+    assert abs(keras_batch_losses(running, 150, 64)[2] - (3 * running[2] - 2 * running[1])) > 0.1
+
+
+def test_keras_comparison_survives_its_trip_from_the_child_process_as_json():
+    from mlp_lab.keras_compare import KerasComparison, Side
+
+    result = KerasComparison(2000, 1, Side("NumPy (mlp_core)", [0.1], [0.8], [64], [2.3]),
+                             Side("TensorFlow / Keras", [1.5], [0.79], [64], [2.31]),
+                             {"w1": 1e-9}, {"w1": 2e-8}, 2.302, 2.302, "2.21.0", [0.5], [0.5])
+    back = KerasComparison.from_json(result.to_json())
+    assert back == result and isinstance(back.keras, Side)

@@ -1,6 +1,7 @@
 """The teaching pages in Streamlit's AppTest: Lessons, Notebook vs modern, Why this answer,
 and settings carried by the link (st.query_params)."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -252,18 +253,94 @@ def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
     app.switch_page("pages/keras.py").run()
     assert any("Run both" in i.value for i in app.info)
     app.select_slider(key="keras_n").set_value(2000)
-    app.select_slider(key="keras_epochs").set_value(1).run()
+    app.select_slider(key="keras_epochs").set_value(2).run()
     next(b for b in app.button if b.label == "Run both").click().run()
+    assert next(b for b in app.button if b.label == "Run both").disabled  # one at a time
     get_jobs().wait(600)
     app.run()
     assert_clean(app)
     assert not get_jobs().error
     labels = [m.label for m in app.metric]
-    assert labels.count("Seconds per epoch") == 2 and labels.count("Validation accuracy") == 2
+    assert labels.count("Seconds per epoch") == 2 and labels.count("Accuracy on unseen images") == 2
+    import json
+
+    specs = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
+             for c in app.get("plotly_chart")}
+    curves = specs["Loss on each batch while training (lower is better)"]["data"]
+    assert [t["name"] for t in curves] == ["NumPy (mlp_core)", "TensorFlow / Keras"]
+    times = specs["Seconds for each epoch (shorter is faster)"]["data"]
+    assert [len(t["x"]) for t in times] == [2, 2]
     rows = app.dataframe[0].value
     assert list(rows["array"]) == ["w1", "b1", "w2", "b2", "w3", "b3"]
-    # the same maths: the two gradients agree to float32 rounding
+    # the same maths: the two gradients agree to float32 rounding, and the page says so
     assert all(float(v) < 1e-4 for v in rows["relative to the largest gradient"])
-    result = get_jobs().results[(2000, 1)]
+    assert any(s.value.startswith("**Yes.**") for s in app.success)
+    result = get_jobs().results[(2000, 2)]
     assert result.loss_ours == pytest.approx(result.loss_keras, rel=1e-5)
     assert abs(result.ours.val_accuracy[-1] - result.keras.val_accuracy[-1]) < 0.08
+    # both loss curves fall, over the same images
+    for side in (result.ours, result.keras):
+        assert len(side.losses) >= 2 * (2000 // 64) and side.images_seen[-1] >= 3900
+        assert np.mean(side.losses[-10:]) < 0.5 * np.mean(side.losses[:3])
+
+
+def test_numpy_vs_keras_waits_for_a_free_trainer(app):
+    """The comparison takes a slot of the server's trainer pool, like a student's run: with
+    every slot taken it waits (and says so), and it can leave the line."""
+    import threading
+
+    from mlp_lab.keras_compare import get_jobs
+    from mlp_lab.state import MAX_ACTIVE_RUNS, POOL
+
+    jobs = get_jobs()
+    held = [POOL.new_ticket() for _ in range(MAX_ACTIVE_RUNS)]
+    for ticket in held:
+        assert POOL.acquire(ticket, threading.Event()) in (True, "acquired")
+    try:
+        app.switch_page("pages/keras.py").run()
+        app.select_slider(key="keras_n").set_value(10000)
+        app.select_slider(key="keras_epochs").set_value(3).run()
+        next(b for b in app.button if b.label == "Run both").click().run()
+        deadline = time.monotonic() + 10
+        while not jobs.waiting:
+            assert time.monotonic() < deadline, "the comparison did not queue for a trainer"
+            time.sleep(0.05)
+        app.run()
+        assert any("Waiting for a free trainer" in i.value for i in app.info)
+        assert next(b for b in app.button if b.label == "Run both").disabled
+        jobs.close()  # leaves the line: no child process was started
+        jobs.wait(10)
+        app.run()
+        assert_clean(app)
+        assert (10000, 3) not in jobs.results and not jobs.error
+        assert not next(b for b in app.button if b.label == "Run both").disabled
+    finally:
+        jobs.close()
+        for ticket in held:
+            POOL.release(ticket)
+
+
+@pytest.mark.slow
+def test_the_keras_comparison_keeps_tensorflow_out_of_the_server():
+    """The cause of the old slowness: once ``keras`` is in the server's sys.modules, Streamlit
+    calls keras.backend.clear_session() (a full gc.collect) after every script run. The
+    comparison must run to the end with TensorFlow loaded only in its child process."""
+    pytest.importorskip("tensorflow")
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            "from mlp_lab.keras_compare import get_jobs\n"
+            f"at = AppTest.from_file({str(ROOT / 'dashboard.py')!r}, default_timeout=60); at.run()\n"
+            "at.switch_page('pages/keras.py').run()\n"
+            "at.select_slider(key='keras_n').set_value(2000)\n"
+            "at.select_slider(key='keras_epochs').set_value(1).run()\n"
+            "next(b for b in at.button if b.label == 'Run both').click().run()\n"
+            "get_jobs().wait(600); at.run()\n"
+            "assert not at.exception and not get_jobs().error, get_jobs().error\n"
+            "assert (2000, 1) in get_jobs().results\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=700)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
