@@ -24,7 +24,8 @@ import numpy as np
 from mlp_core import TrainConfig, Trainer, build_model
 
 from .shared_data import get_data
-from .state import POOL, BATCH_SIZES, LR_OPTIONS, STEP_OPTIONS, ModelChoice, nearest_option
+from . import state
+from .state import BATCH_SIZES, LR_OPTIONS, STEP_OPTIONS, ModelChoice, nearest_option
 
 log = logging.getLogger("mlp_lab")
 
@@ -183,12 +184,13 @@ class Experiments:
                 self._current = self._queue.pop(0)
                 self._fraction = 0.0
             key, steps = self._current
-            ticket, turn = POOL.new_ticket(), None
+            pool = state.POOL  # looked up now: the server's one pool
+            ticket, turn = pool.new_ticket(), None
             try:
                 # A slot of the server's trainer pool, as a student's run takes: waits in
                 # the same line (no time limit: one shared job, not one per tab).
                 self._waiting = True
-                turn = POOL.acquire(ticket, self._cancel)
+                turn = pool.acquire(ticket, self._cancel)
                 self._waiting = False
                 if turn != "acquired":  # closed: the server is stopping
                     with self._lock:
@@ -205,7 +207,7 @@ class Experiments:
             finally:
                 self._waiting = False
                 if turn == "acquired":
-                    POOL.release(ticket)
+                    pool.release(ticket)
             with self._lock:
                 if result is not None:
                     self._results[(key, steps)] = result
@@ -236,7 +238,7 @@ class Experiments:
         self._cancel.set()
         with self._lock:
             self._queue.clear()
-        POOL.wake()
+        state.POOL.wake()
 
     @property
     def busy(self) -> bool:
