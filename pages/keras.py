@@ -152,7 +152,7 @@ def results_view(polling: bool) -> None:
         if worst < AGREE:
             st.success(f"**Yes.** On the same {BATCH} images, from the same weights, the largest "
                        f"difference is {worst:.1e} of the gradient's size: that is the rounding of "
-                       "32-bit numbers (about 1e-7), not a mistake.", icon=":material/check_circle:")
+                       "32-bit numbers (about 1e-7, that is 0.0000001), not a mistake.", icon=":material/check_circle:")
         else:
             st.warning(f"**No**: a difference of {worst:.1e} of the gradient's size is more than "
                        "rounding. One of the two computes something else.")

@@ -135,3 +135,41 @@ def test_replay_scrub_and_play(page):
     page.wait_for_timeout(2000)  # let the charts of the paused frame draw
     assert_no_exception(page)
     screenshot(page, "lesson_replay", height=1700)
+
+
+@pytest.mark.slow
+def test_numpy_vs_keras_runs_to_the_end_in_a_real_server(page, server):
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="NumPy vs Keras").click()
+    page.get_by_role("heading", name="NumPy vs Keras", exact=True).first.wait_for()
+    page.get_by_text("What am I looking at?").first.wait_for()
+    for label, value in (("Training images", "2,000"), ("Epochs", "2")):  # the defaults
+        page.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id(
+            "stSliderThumbValue").get_by_text(value, exact=True).wait_for()
+    offset = len(server.log())
+    page.get_by_role("button", name="Run both").click()
+    # TensorFlow loads in a child process (about 10 s here, far more on a busy machine)
+    page.get_by_text("Do both compute the same gradients?").wait_for(timeout=600_000)
+    page.get_by_role("button", name="Run both").and_(page.locator(":enabled")).wait_for()
+    assert_no_exception(page)
+    seconds = [float(v) for v in page.get_by_test_id("stMetric").filter(has_text="Seconds per epoch")
+               .get_by_test_id("stMetricValue").all_inner_texts()]
+    accuracy = [float(v.rstrip("%")) for v in page.get_by_test_id("stMetric")
+                .filter(has_text="Accuracy on unseen images").get_by_test_id("stMetricValue")
+                .all_inner_texts()]
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)
+    assert all(a > 70 for a in accuracy) and abs(accuracy[0] - accuracy[1]) < 8  # the same learning
+    page.get_by_text("Yes.", exact=True).wait_for()  # the gradients agree to rounding
+    charts = page.get_by_test_id("stPlotlyChart")
+    for title in ("Loss on each batch while training", "Seconds for each epoch",
+                  "NumPy's (across) vs Keras' (up)"):
+        charts.filter(has_text=title).first.wait_for()
+    # both lines of the overlay are drawn
+    loss_chart = charts.filter(has_text="Loss on each batch while training").first
+    assert loss_chart.locator("g.trace.scatter").count() == 2
+    assert page.get_by_test_id("stDataFrame").count() == 1
+    # TensorFlow stayed out of the server: it ran in the comparison's own process
+    log = server.wait_for_log("(child process)", after=offset)
+    assert "Keras comparison failed" not in log
+    page.wait_for_timeout(1000)  # let the charts draw
+    assert_no_exception(page)
+    screenshot(page, "lesson_keras", height=1750)
