@@ -8,8 +8,6 @@ threads to ``trainers.json``, which the tests read from outside the server proce
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -146,29 +144,3 @@ def test_a_second_run_waits_for_a_free_trainer_and_starts_on_its_own(browser, cl
         a_context.close()
         b_context.close()
     wait_threads(class_server, 0, 10)
-
-
-@pytest.mark.slow
-def test_small_load_test(tmp_path):
-    """Five students at once (two training), through loadtest/run.py: no errors, every
-    training thread gone within 10 s of the tabs closing, bounded memory per session.
-    The latency target is reported, not asserted: this machine is shared and noisy."""
-    out = tmp_path / "load.json"
-    proc = subprocess.run([sys.executable, "-m", "loadtest.run", "--sessions", "5", "--trainers", "2",
-                           "--rounds", "1", "--json", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    assert out.exists(), proc.stderr[-3000:]
-    report = json.loads(out.read_text())
-    for key in ("p50_s", "p95_s", "rss_per_extra_session_mb", "trainer_threads_gone_after_s"):
-        record(f"load5_{key}", report[key])
-    record("load5_timeouts", report["timeouts"])
-    assert report["error_boxes"] == 0, report["error_list"]  # the app never showed an error
-    assert report["server_log_tracebacks"] == 0, report.get("server_log_first_traceback")
-    # An answer slower than 30 s is a time-out. On this shared 2-core machine, with five
-    # Chromium renderers on the same cores, one can happen without the server being at
-    # fault (see loadtest/README.md); more than two is a failure.
-    assert report["timeouts"] <= 2, report["error_list"]
-    assert report["trainer_threads_gone_after_s"] is not None
-    assert report["trainer_threads_gone_after_s"] <= 10
-    assert report["rss_per_extra_session_mb"] < 30
-    assert report["interactions"] >= 5 * 5 - report["timeouts"]
