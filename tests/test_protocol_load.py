@@ -65,13 +65,18 @@ def test_a_hand_made_drawing_message_gets_a_message_not_a_traceback(server):
     value: a decompression bomb, garbage, a value of the wrong type."""
     errors, answers = [], []
 
-    async def main():
+    async def on_test_page(number: int) -> StudentSession:
         url = server.url.replace("http://", "ws://") + "/_stcore/stream"
-        student = StudentSession(url, 0, lambda kind, seconds: answers.append(kind), errors.append)
+        student = StudentSession(url, number, lambda kind, seconds: answers.append(kind),
+                                 errors.append)
         await student.connect()
+        await student.open()
+        await student.go("Test")
+        return student
+
+    async def main():
+        student = await on_test_page(0)
         try:
-            await student.open()
-            await student.go("Test")
             canvas_id, fragment = student.canvas
             rss_before = server.rss_mb()
             for value in (_bomb_png(), "data:image/png;base64,!!!", 12, ["x"]):
@@ -105,12 +110,8 @@ def test_a_hand_made_drawing_message_gets_a_message_not_a_traceback(server):
             await student.close()
 
     async def classmate():
-        url = server.url.replace("http://", "ws://") + "/_stcore/stream"
-        other = StudentSession(url, 1, lambda kind, seconds: answers.append(kind), errors.append)
-        await other.connect()
+        other = await on_test_page(1)
         try:
-            await other.open()
-            await other.go("Test")
             await other.draw()
         finally:
             await other.close()
