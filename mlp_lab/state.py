@@ -112,6 +112,7 @@ class ModelChoice:
     batch_size: int = 128  # images per training step
     schedule: str = "cosine"  # learning rate over a run: "constant" or "cosine"
     lr: float = 0.001  # the starting learning rate (the slider changes it later)
+    shift: int = 0  # training images moved at random by up to this many pixels (augmentation)
 
     @classmethod
     def preset(cls, kind: str) -> "ModelChoice":
@@ -120,7 +121,8 @@ class ModelChoice:
         return cls(kind=kind, hidden=tuple(model_cfg.get("hidden", (256, 128))),
                    activation=model_cfg.get("activation", "relu"), loss=model_cfg["loss"],
                    init=model_cfg["init"], optimizer=train_cfg.optimizer,
-                   batch_size=train_cfg.batch_size, schedule=train_cfg.schedule, lr=train_cfg.lr)
+                   batch_size=train_cfg.batch_size, schedule=train_cfg.schedule, lr=train_cfg.lr,
+                   shift=train_cfg.shift)
 
     @classmethod
     def from_model(cls, model_config: dict, training: dict | None = None) -> "ModelChoice":
@@ -131,7 +133,7 @@ class ModelChoice:
                   "init": model_config["init"]}
         if model_config["kind"] == "dense":
             fields.update(hidden=tuple(model_config["hidden"]), activation=model_config["activation"])
-        for name in ("optimizer", "batch_size", "schedule", "lr"):
+        for name in ("optimizer", "batch_size", "schedule", "lr", "shift"):
             if name in training:
                 fields[name] = training[name]
         choice = replace(base, **fields)
@@ -139,7 +141,7 @@ class ModelChoice:
             choice.train_config()  # refuse settings the engine would refuse
         except (ValueError, TypeError):
             choice = replace(choice, optimizer=base.optimizer, batch_size=base.batch_size,
-                             schedule=base.schedule, lr=base.lr)
+                             schedule=base.schedule, lr=base.lr, shift=base.shift)
         return choice
 
     def model_config(self) -> dict:
@@ -151,7 +153,7 @@ class ModelChoice:
     def train_config(self, lr: float | None = None, seed: int = 0) -> TrainConfig:
         return TrainConfig(optimizer=self.optimizer, lr=float(lr or self.lr),
                            batch_size=int(self.batch_size), schedule=self.schedule,
-                           eval_every=EVAL_EVERY[self.kind], seed=seed)
+                           shift=self.shift, eval_every=EVAL_EVERY[self.kind], seed=seed)
 
     def describe_training(self) -> str:
         return (f"{OPTIMIZER_LABELS[self.optimizer]}, batch {self.batch_size}, "

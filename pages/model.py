@@ -9,7 +9,7 @@ from mlp_lab.state import (ACTIVATION_NAMES, BATCH_SIZES, INIT_LABELS, KINDS, LO
                            OPTIMIZER_LABELS, SCHEDULE_LABELS, ModelChoice, parse_hidden)
 
 lab = get_lab()
-FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size", "schedule")
+FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size", "schedule", "shift")
 
 
 def _fill_widgets(choice: ModelChoice) -> None:
@@ -36,7 +36,8 @@ def _apply() -> None:
                          loss=st.session_state["m_loss"], init=st.session_state["m_init"],
                          optimizer=st.session_state["m_optimizer"],
                          batch_size=st.session_state["m_batch_size"],
-                         schedule=st.session_state["m_schedule"], lr=lab.choice.lr)
+                         schedule=st.session_state["m_schedule"], shift=st.session_state["m_shift"],
+                         lr=lab.choice.lr)
     if choice.kind != lab.choice.kind or choice.optimizer != lab.choice.optimizer:
         choice = replace(choice, lr=ModelChoice.preset(kind).lr)  # that optimizer's usual lr
     lab.reset(choice)
@@ -126,6 +127,12 @@ with right:
                  key="m_schedule",
                  help="Constant: the same step size all run. Cosine: starts at the learning "
                       "rate you set and slows down smoothly to 0 by the end of each run.")
+    st.select_slider("Shift training images (pixels)", (0, 1, 2), key="m_shift",
+                     help="Before the network sees a training image, move it at random by up to "
+                          "this many pixels. It is still the same digit, so the network learns "
+                          "that a digit a little off-centre (like one you draw) is the same digit, "
+                          "instead of learning the training pixels by heart. The dense preset "
+                          "uses 1: about half a point more test accuracy.")
 st.button("Make this model (fresh weights)", type="primary", on_click=_apply,
           help="Builds the network you chose with new random weights. The trained weights "
                "of the current model are thrown away.")

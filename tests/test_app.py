@@ -73,16 +73,21 @@ def test_model_page_widgets_and_switching_to_the_notebook_model(app):
     for key in ("m_loss", "m_optimizer", "m_init", "m_activation", "m_schedule"):
         assert app.selectbox(key=key).help, f"{key} has no help text"
     assert app.select_slider(key="m_batch_size").value == 128
+    # The dashboard trains the dense preset exactly as the CLI does, shifted images included.
+    assert app.select_slider(key="m_shift").value == PRESETS["dense"][1].shift == 1
+    assert app.session_state["lab"].trainer.config.shift == 1
     assert app.download_button and app.file_uploader
     app.radio(key="m_kind").set_value("notebook").run()
     # switching the kind loads the notebook's own settings (mlp_core.presets)
     assert app.selectbox(key="m_loss").value == "mse"
     assert app.selectbox(key="m_optimizer").value == "sgd"
     assert app.select_slider(key="m_batch_size").value == 1
+    assert app.select_slider(key="m_shift").value == 0
     app.button[0].click().run()  # "Make this model (fresh weights)"
     assert_clean(app)
     lab = app.session_state["lab"]
     assert lab.model.kind == "notebook" and lab.trainer.config.batch_size == 1
+    assert lab.trainer.config.shift == 0
     assert any("fresh random weights" in s.value for s in app.success)
 
 
