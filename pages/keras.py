@@ -17,8 +17,9 @@ jobs = get_jobs()
 
 st.title("NumPy vs Keras")
 st.caption(
-    "**What am I looking at?** The same network (784 → 128 → 64 → 10) trained twice from the "
-    "very same random start: once by MLP Lab's own code, written with NumPy, and once by "
+    "**What am I looking at?** One network (784 → 128 → 64 → 10, the same for everyone, not "
+    "your model from the other pages) trained twice from the very same random start: once by "
+    "MLP Lab's own code, written with NumPy, and once by "
     "TensorFlow/Keras, the library professionals use. If our maths is right, both learn the "
     "same way, and on one batch of images both compute the same gradients (the directions "
     "in which every weight should move), up to rounding.")

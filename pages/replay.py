@@ -97,6 +97,9 @@ def frames(replay, playing: bool) -> None:
     views = {v.weight: v for v in layer_views(_model_like(replay))}
     if replay.kind == "dense":
         w1 = replay.weights("w1", i)[:, :64]  # (784, 64): the first 64 neurons
+        st.caption(f"Below: the first 64 of layer 1's {replay.levels['w1'][i].shape[1]} neurons, "
+                   "each drawn as a 28 × 28 picture of its 784 weights (one per pixel). Press "
+                   "Play and compare step 0 with the last step.")
         st.plotly_chart(figures.neuron_grid(w1, height=520, what="its weights, step " f"{step:,}"),
                         key="replay_grid")
     for name in replay.levels:

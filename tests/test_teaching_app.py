@@ -38,7 +38,8 @@ def test_teaching_pages_render_with_a_plain_words_caption(app, page):
     app.switch_page(page).run()
     assert_clean(app)
     assert any("What am I looking at?" in c.value for c in app.caption), page
-    for kind in ("button", "select_slider", "selectbox", "radio", "toggle"):
+    for kind in ("button", "select_slider", "slider", "selectbox", "radio", "toggle", "checkbox",
+                 "number_input", "text_input"):
         for widget in getattr(app, kind):
             assert widget.help, f"{page}: {kind} {widget.label!r} has no help text"
 
