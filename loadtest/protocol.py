@@ -16,8 +16,10 @@ Streamlit frontend speaks (protobuf ``BackMsg`` up, ``ForwardMsg`` down):
   full run.
 
 An action's time runs from sending its ``rerun_script`` to the ``script_finished`` of the
-run it started (matched by ``metadata.run``: a full run, or a run of the action's fragment);
-a run superseded by a newer one (``FINISHED_EARLY_FOR_RERUN``) does not count as the answer.
+run it started (matched by ``metadata.run``: a full run, or a run of the action's fragment).
+A run that ended ``FINISHED_EARLY_FOR_RERUN`` (a newer request was waiting: under load,
+often a fragment's automatic refresh) counts when its answer had already been sent, as the
+browser would have shown it; otherwise the action waits for the run that replaces it.
 The answer is then checked (the page's title, "Training: step", a predicted digit...). An
 ``exception`` element, the app's "Something went wrong" box, a missing answer after
 ``ACTION_TIMEOUT_S`` or a dropped connection is an error.
@@ -116,6 +118,7 @@ class StudentSession:
         self.finished_log: list = []  # (time, fragments, status) of the last runs: for errors
         self.last_full: Run | None = None  # the last full run's elements: the page on screen
         self.widgets: dict[str, tuple[str, str]] = {}  # label -> (widget id, fragment id)
+        self.disabled: set[str] = set()  # labels of the page's disabled buttons
         self.canvas: tuple[str, str] | None = None  # (widget id, fragment id)
         # The values of the page's widgets, sent with every request as the browser does
         # (Streamlit coalesces a pending request with a newer one and keeps the newer one's
@@ -137,9 +140,7 @@ class StudentSession:
 
     async def close(self) -> None:
         self.closed = True
-        for task in self._autoreruns.values():
-            task.cancel()
-        self._autoreruns.clear()
+        self._stop_autoreruns()
         if self.ws is not None:
             await self.ws.close()
         if self._reader is not None:
@@ -185,11 +186,9 @@ class StudentSession:
         if kind == "new_session":
             run = self._current = self._run_of(msg)  # a session runs one script at a time
             if not run.fragments:  # a full run: the browser drops its auto-reruns
-                for task in self._autoreruns.values():
-                    task.cancel()
-                self._autoreruns.clear()
+                self._stop_autoreruns()
                 self.page_hash = msg.new_session.page_script_hash
-                self.widgets = {}
+                self.widgets, self.disabled = {}, set()
                 self.canvas = None
         elif kind == "navigation":
             for page in msg.navigation.app_pages:
@@ -205,7 +204,12 @@ class StudentSession:
             which = element.WhichOneof("type")
             run.elements.append((which, element, delta.fragment_id))
             if which == "button":
-                self.widgets[element.button.label] = (element.button.id, delta.fragment_id)
+                if element.button.disabled:  # a student cannot press it (a run is going)
+                    self.widgets.pop(element.button.label, None)
+                    self.disabled.add(element.button.label)
+                else:
+                    self.widgets[element.button.label] = (element.button.id, delta.fragment_id)
+                    self.disabled.discard(element.button.label)
             elif which == "bidi_component":
                 self.canvas = (element.bidi_component.id, delta.fragment_id)
             elif which == "exception":
@@ -235,6 +239,11 @@ class StudentSession:
                 if task is not None:
                     task.cancel()
 
+    def _stop_autoreruns(self) -> None:
+        for task in self._autoreruns.values():
+            task.cancel()
+        self._autoreruns.clear()
+
     async def _autorerun(self, fragment: str, interval: float) -> None:
         """The browser's setInterval: rerun the fragment every ``interval`` s, timed."""
         while not self.closed:
@@ -251,13 +260,21 @@ class StudentSession:
         except (asyncio.TimeoutError, ProtocolError, asyncio.CancelledError):
             pass  # a refresh dropped by a page switch is not an error (the browser drops it too)
 
-    def _expect(self, predicate):
-        """A future resolved by the first finished run (not superseded) matching ``predicate``."""
+    def _expect(self, predicate, answered=None):
+        """A future resolved by the first finished run matching ``predicate``. A run that
+        ended "early for rerun" (a newer request was waiting) counts only if ``answered(run)``
+        says its answer had already reached the client, as a browser would have shown it."""
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+        def done(run) -> bool:
+            if not predicate(run):
+                return False
+            if run.status != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                return True
+            return answered is not None and answered(run)
+
         future = asyncio.get_running_loop().create_future()
-        self._waiters.append((lambda run: run.status != ForwardMsg.FINISHED_EARLY_FOR_RERUN
-                              and predicate(run), future))
+        self._waiters.append((done, future))
         return future
 
     async def _send(self, page_hash: str | None = None, widgets=(), fragment_id: str = "",
@@ -282,10 +299,14 @@ class StudentSession:
     async def act(self, kind: str, check, page_hash: str | None = None, widgets=(),
                   fragment_id: str = "") -> Run | None:
         """Send one rerun, wait for the run it started; time it; check its answer."""
-        if fragment_id:
-            future = self._expect(lambda run: fragment_id in run.fragments)
+        def answered(run) -> bool:
+            return not any(kind == "exception" for kind, _, _ in run.elements) and not check(run)
+
+        if fragment_id:  # a full run (e.g. an st.rerun() elsewhere) redraws the fragment too
+            future = self._expect(lambda run: fragment_id in run.fragments or not run.fragments,
+                                  answered)
         else:
-            future = self._expect(lambda run: not run.fragments)
+            future = self._expect(lambda run: not run.fragments, answered)
         sent = time.perf_counter()
         try:
             await self._send(page_hash, widgets, fragment_id)
@@ -323,6 +344,7 @@ class StudentSession:
             self.error(f"session {self.number}: no page called {name!r} in the navigation")
             return None
         self.values.clear()  # the page's widgets go with it
+        self._stop_autoreruns()  # the browser stops the page's timers before it asks
         return await self.act(f"switch to {name}", check, page_hash=self.pages[name])
 
     def _button(self, label: str) -> tuple[str, str] | None:
@@ -340,6 +362,9 @@ class StudentSession:
                               fragment_id=fragment)
 
     async def train(self) -> Run | None:
+        if "Train" in self.disabled:
+            return None  # the last run still goes (or waits): nothing to press, as in a browser
+
         def check(run):
             return None if run.has_text("Training: step") or \
                 run.has_text("Waiting for a free trainer") else "no sign of the run starting"
