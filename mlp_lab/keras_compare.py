@@ -253,6 +253,7 @@ class KerasJobs:
             if self.running is not None or (n_train, epochs) in self.results:
                 return
             self.running, self.error, self.stage = (n_train, epochs), None, "Starting"
+            self.missing_tensorflow = False
             self._cancel.clear()
             self._thread = threading.Thread(target=self._work, args=(n_train, epochs),
                                             daemon=True, name="mlp-lab-keras")

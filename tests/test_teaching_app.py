@@ -321,6 +321,30 @@ def test_numpy_vs_keras_waits_for_a_free_trainer(app):
             POOL.release(ticket)
 
 
+def test_numpy_vs_keras_without_tensorflow_says_so_without_a_traceback(app, tmp_path, monkeypatch):
+    """A server without TensorFlow: the child process cannot import it, and the page says
+    what to install (no exception box, no traceback)."""
+    from mlp_lab.keras_compare import get_jobs
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'tensorflow'\")\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the child finds this one first
+    jobs = get_jobs()
+    app.switch_page("pages/keras.py").run()
+    app.select_slider(key="keras_n").set_value(5000)
+    app.select_slider(key="keras_epochs").set_value(1).run()
+    next(b for b in app.button if b.label == "Run both").click().run()
+    jobs.wait(120)
+    app.run()
+    assert_clean(app)
+    errors = [e.value for e in app.error]
+    assert any("needs TensorFlow" in e and "pip install tensorflow" in e for e in errors), errors
+    assert not any("Traceback" in e for e in errors)
+    assert (5000, 1) not in jobs.results
+    assert not next(b for b in app.button if b.label == "Run both").disabled  # can try again
+
+
 @pytest.mark.slow
 def test_the_keras_comparison_keeps_tensorflow_out_of_the_server():
     """The cause of the old slowness: once ``keras`` is in the server's sys.modules, Streamlit
