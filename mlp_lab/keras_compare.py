@@ -8,14 +8,18 @@ are compared number by number.
 
 Where it runs: ``compare`` works in any process, but the dashboard runs it in a **child
 process** (``python -m mlp_lab.keras_compare``), so TensorFlow is never imported into the
-Streamlit server. Inside the server it was 20-45x slower, and measured why: after every
+Streamlit server. Inside the server, with one other session open, Keras took 74-81 s per
+epoch of 2,000 images (1.6-2.9 s in a plain thread), and measured why: after every
 script run (every fragment poll of every session), Streamlit's ScriptRunner calls
 ``keras.backend.clear_session()`` as soon as ``keras`` is in ``sys.modules``
 (``streamlit.runtime.scriptrunner.script_runner._clean_problem_modules``). That resets
 Keras' global state, clears TensorFlow's eager kernel cache and runs a full
-``gc.collect()`` over TensorFlow's objects: 0.42 s on average each time, holding the GIL,
-several times a second. It also reset Keras' layer-name counter in the middle of building a
-model ("All layers added to a Sequential model should have unique names").
+``gc.collect()`` over TensorFlow's objects: 0.42-0.53 s on average each time (three
+measured server runs), holding the GIL, several times a second, and for as long as the
+server lives: after one comparison, a student's 2,000-step dense run hit its 120 s cap at
+767 steps (10.6 s for all 2,000 with TensorFlow kept out). It also reset Keras'
+layer-name counter in the middle of building a model ("All layers added to a Sequential
+model should have unique names").
 """
 
 from __future__ import annotations
