@@ -45,7 +45,8 @@ if not log.handlers:  # the server's console shows when runs start, end and sess
     log.propagate = False
 
 POLL_SECONDS = 1.0  # the Train page's live chart refresh while a run goes
-SIDEBAR_POLL_SECONDS = 2.0
+SIDEBAR_POLL_SECONDS = 2.0  # also while a run waits in line: it notices the run starting
+WAITING_POLL_SECONDS = 3.0  # the Train page while the run waits: only its place in line moves
 NOTICE_ICONS = {"success": ":material/check_circle:", "info": ":material/info:",
                 "error": ":material/warning:"}
 
@@ -206,7 +207,7 @@ def waiting_text(status: LabStatus) -> str:
 
 def render_sidebar(lab: LabSession) -> None:
     """The compact status of the model, on every page; refreshes itself during a run."""
-    polling = lab.running
+    polling, waited = lab.running, lab.waiting
 
     @st.fragment(run_every=SIDEBAR_POLL_SECONDS if polling else None)
     @guarded
@@ -214,8 +215,10 @@ def render_sidebar(lab: LabSession) -> None:
         status = lab.status()
         with st.container(border=True, key="sidebar_status"):
             st.markdown("  \n".join(status_lines(status)))
-        if polling and not status.running:
-            st.rerun()  # the run ended: redraw every page element once, stop polling
+        if polling and (not status.running or (waited and not status.waiting)):
+            # The run ended (redraw every page element once, stop polling), or it left
+            # the line and trains now (the pages poll faster while it trains).
+            st.rerun()
 
     with st.sidebar:
         sidebar_status()

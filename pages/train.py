@@ -4,7 +4,8 @@ import numpy as np
 import streamlit as st
 
 from mlp_lab import figures
-from mlp_lab.session import FIGURES, POLL_SECONDS, digest, fmt_loss, get_lab, guarded, waiting_text
+from mlp_lab.session import (FIGURES, POLL_SECONDS, WAITING_POLL_SECONDS, digest, fmt_loss, get_lab,
+                             guarded, waiting_text)
 from mlp_lab.state import LR_OPTIONS, MAX_SECONDS_PER_RUN, STEP_OPTIONS, DEFAULT_STEPS, nearest_option
 
 lab = get_lab()
@@ -74,7 +75,9 @@ if message:
     st.warning(message)
 
 
-@st.fragment(run_every=POLL_SECONDS if running else None)
+# While the run waits for a trainer nothing but its place in line changes: refresh less
+# often (the sidebar reruns the page when it starts training).
+@st.fragment(run_every=(WAITING_POLL_SECONDS if lab.waiting else POLL_SECONDS) if running else None)
 @guarded
 def live_training(polling: bool) -> None:
     status = lab.status()

@@ -23,7 +23,8 @@ change = st.toggle(
          "network was made (or loaded): where learning happened.")
 
 
-@st.fragment(run_every=REFRESH_SECONDS if running else None)
+# Not while the run waits for a trainer: the weights do not change then.
+@st.fragment(run_every=REFRESH_SECONDS if running and not lab.waiting else None)
 @guarded
 def weight_views() -> None:
     snap = lab.snapshot(include_params=True)
@@ -38,7 +39,7 @@ def weight_views() -> None:
         return FIGURES.get(("weights", name, drawn, change), build)
 
     what = "change since the start" if change else "weights"
-    note = f" — refreshed every {REFRESH_SECONDS:g} s while training runs" if lab.running else ""
+    note = f" — refreshed every {REFRESH_SECONDS:g} s while training runs" if lab.running and not lab.waiting else ""
     meaning = " Red: the weight grew; blue: it shrank; white: unchanged." if change else ""
     st.markdown(f"Showing the **{what}** at step **{snap.step:,}**{note}.{meaning}")
     if snap.step == 0 and change:

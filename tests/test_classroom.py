@@ -318,3 +318,42 @@ def test_the_shared_ladder_takes_a_slot_from_the_same_trainer_pool(labs, monkeyp
     finally:
         ladder.close()
         ladder.wait(10)
+
+
+# --- figures shared by the whole server -----------------------------------------------------
+def test_figures_are_built_once_per_content_and_the_cache_is_bounded():
+    from mlp_lab.session import FigureCache, digest
+
+    cache, built = FigureCache(size=3), []
+
+    def build(name):
+        built.append(name)
+        return {"figure": name}
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    key = ("heat", digest(a))
+    first = cache.get(key, lambda: build("a"))
+    assert cache.get(("heat", digest(a.copy())), lambda: build("again")) is first  # same content
+    assert built == ["a"] and cache.hits == 1 and cache.misses == 1
+    changed = a.copy()
+    changed[0, 0] = 0.5
+    assert digest(changed) != digest(a)  # one weight moved: another figure
+    assert digest(a.reshape(3, 2)) != digest(a) and digest(a.astype(np.float64)) != digest(a)
+    for name in "bcd":  # three more: the least recently used ("a") is dropped
+        cache.get(("heat", name), lambda: build(name))
+    cache.get(key, lambda: build("a rebuilt"))
+    assert built == ["a", "b", "c", "d", "a rebuilt"]
+
+
+def test_two_fresh_sessions_share_their_weight_figures(labs):
+    # Every fresh model starts from the same weights (seed 0): the Weights page's figures
+    # of a class of fresh models are one set, not thirty.
+    from mlp_lab.session import digest
+
+    one, two = labs(ModelChoice.preset("dense")), labs(ModelChoice.preset("dense"))
+    keys = [digest(*(lab.snapshot().params[k] for k in sorted(lab.snapshot().params)))
+            for lab in (one, two)]
+    assert keys[0] == keys[1]
+    one.start(5)
+    wait_until(lambda: not one.running, what="a short run")
+    assert digest(*(one.snapshot().params[k] for k in sorted(one.snapshot().params))) != keys[1]
