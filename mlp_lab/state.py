@@ -80,6 +80,7 @@ INIT_LABELS = {"notebook": "Tiny positive numbers (the notebook's)", "he": "He (
 SCHEDULE_LABELS = {"constant": "Constant", "cosine": "Cosine: slows down towards the end"}
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
 BATCH_SIZES = (1, 8, 16, 32, 64, 128, 256, 512)
+SHIFTS = (0, 1, 2)  # pixels a training image may move (the Model page's choices)
 LR_OPTIONS = tuple(round(m * 10.0 ** e, 6) for e in range(-5, 0) for m in (1, 2, 5)) + (1.0,)
 STEP_OPTIONS = tuple(s for s in (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
                      if s <= MAX_STEPS_PER_RUN)

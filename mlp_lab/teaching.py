@@ -25,7 +25,7 @@ from mlp_core import TrainConfig, Trainer, build_model
 
 from .shared_data import get_data
 from . import state
-from .state import BATCH_SIZES, LR_OPTIONS, STEP_OPTIONS, ModelChoice, nearest_option
+from .state import BATCH_SIZES, LR_OPTIONS, SHIFTS, STEP_OPTIONS, ModelChoice, nearest_option
 
 log = logging.getLogger("mlp_lab")
 
@@ -333,7 +333,8 @@ LESSONS_BY_KEY = {lesson.key: lesson for lesson in LESSONS}
 
 # --- settings in a link --------------------------------------------------------------------
 # Short query-parameter names: a link a teacher can read out loud.
-_PARAMS = ("lesson", "model", "hidden", "act", "loss", "init", "opt", "batch", "sched", "lr", "steps")
+_PARAMS = ("lesson", "model", "hidden", "act", "loss", "init", "opt", "batch", "sched", "shift", "lr",
+           "steps")
 
 
 def settings_to_params(choice: ModelChoice, lr: float, steps: int) -> dict[str, str]:
@@ -343,7 +344,7 @@ def settings_to_params(choice: ModelChoice, lr: float, steps: int) -> dict[str, 
         params["hidden"] = "-".join(str(h) for h in choice.hidden)
         params["act"] = choice.activation
     params.update(loss=choice.loss, init=choice.init, opt=choice.optimizer,
-                  batch=str(choice.batch_size), sched=choice.schedule, lr=f"{lr:g}",
+                  batch=str(choice.batch_size), sched=choice.schedule, shift=str(choice.shift), lr=f"{lr:g}",
                   steps=str(steps))
     return params
 
@@ -371,7 +372,8 @@ def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | No
     for name, field_name, parse in (
             ("hidden", "hidden", lambda v: tuple(int(h) for h in v.replace(",", "-").split("-") if h)),
             ("act", "activation", str), ("loss", "loss", str), ("init", "init", str),
-            ("opt", "optimizer", str), ("batch", "batch_size", int), ("sched", "schedule", str)):
+            ("opt", "optimizer", str), ("batch", "batch_size", int), ("sched", "schedule", str),
+            ("shift", "shift", int)):
         if name in params:
             try:
                 fields[field_name] = parse(params[name])
@@ -384,6 +386,9 @@ def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | No
     if fields.get("batch_size") is not None and fields["batch_size"] not in BATCH_SIZES:
         problems.append(f"batch={params['batch']!r} is not one of {BATCH_SIZES}")
         del fields["batch_size"]
+    if fields.get("shift") is not None and fields["shift"] not in SHIFTS:
+        problems.append(f"shift={params['shift']!r} is not one of {SHIFTS}")
+        del fields["shift"]
     for field_name in list(fields):
         candidate = replace(choice, **{field_name: fields[field_name]})
         try:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from mlp_lab.session import get_lab
 from mlp_lab.state import (ACTIVATION_NAMES, BATCH_SIZES, INIT_LABELS, KINDS, LOSS_LABELS,
-                           OPTIMIZER_LABELS, SCHEDULE_LABELS, ModelChoice, parse_hidden)
+                           OPTIMIZER_LABELS, SCHEDULE_LABELS, SHIFTS, ModelChoice, parse_hidden)
 
 lab = get_lab()
 FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size", "schedule", "shift")
@@ -127,7 +127,7 @@ with right:
                  key="m_schedule",
                  help="Constant: the same step size all run. Cosine: starts at the learning "
                       "rate you set and slows down smoothly to 0 by the end of each run.")
-    st.select_slider("Shift training images (pixels)", (0, 1, 2), key="m_shift",
+    st.select_slider("Shift training images (pixels)", SHIFTS, key="m_shift",
                      help="Before the network sees a training image, move it at random by up to "
                           "this many pixels. It is still the same digit, so the network learns "
                           "that a digit a little off-centre (like one you draw) is the same digit, "

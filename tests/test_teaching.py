@@ -1,7 +1,7 @@
 """mlp_lab.teaching and teaching_figures: the ladder, the shared experiment worker, the
 lessons, settings in a link, and the teaching charts. No Streamlit."""
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -95,9 +95,12 @@ def test_settings_round_trip_through_a_link():
     params = settings_to_params(choice, 0.01, 5000)
     assert params == {"model": "dense", "hidden": "64-32", "act": "tanh", "loss": "mse",
                       "init": "xavier", "opt": "momentum", "batch": "32", "sched": "constant",
-                      "lr": "0.01", "steps": "5000"}
+                      "shift": "0", "lr": "0.01", "steps": "5000"}
     back, lr, steps, problems = params_to_settings(params)
     assert (back, lr, steps, problems) == (choice, 0.01, 5000, [])
+    shifted = replace(choice, shift=2)  # the dense preset's is 1: a link must carry 0 and 2 too
+    assert params_to_settings(settings_to_params(shifted, 0.01, 5000))[0] == shifted
+    assert params_to_settings({"shift": "7"})[3] == ["shift='7' is not one of (0, 1, 2)"]
     notebook = params_to_settings(settings_to_params(RUNGS["notebook"].choice, 0.001, 2000))
     assert notebook[0] == RUNGS["notebook"].choice
 
