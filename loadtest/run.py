@@ -1,21 +1,24 @@
-"""Load test: a class of N students on one local server, in real browser sessions.
+"""Load test: a class of N students on one local server.
 
-    python -m loadtest.run --sessions 30 --trainers 5 [--rounds 3] [--max-runs 5] [--json out.json]
+    python loadtest/run.py --client protocol --sessions 30 --training 5 [--rounds 3] [--json out.json]
+    python loadtest/run.py --client browser --sessions 5 --training 2
 
 Starts `streamlit run dashboard.py` on 127.0.0.1 (a free port; nothing else is contacted),
-then opens N Playwright browser contexts in one Debian Chromium: N Streamlit sessions. The
-first ``--trainers`` sessions are students who train: each presses Train (2,000 steps)
-and, while the run goes, looks at the Weights and Test pages and draws a digit. The others
-switch pages, draw a digit and read the prediction, clear, and look at the weights.
-Sessions arrive a little apart (``--ramp`` seconds) and pause 0.5-1.5 s between actions
-(students read), and each performs ``--rounds`` rounds.
+then plays N students against it: with ``--client protocol`` (the default) N websocket
+sessions speaking Streamlit's own protocol (``loadtest/protocol.py``, no browser); with
+``--client browser`` N Playwright browser contexts in one Debian Chromium. The first
+``--training`` students train: each presses Train (2,000 steps) and, while the run goes,
+looks at the Weights and Test pages and draws a digit. The others switch pages (a teaching
+page too), draw a digit and read the prediction, clear, and look at the weights. Students
+arrive ``--ramp`` seconds apart, pause 0.5-1.5 s between actions and do ``--rounds``
+rounds.
 
-Every interaction is timed from the click (or the mouse-up of a stroke) until its answer is
-on the screen: a page's title after a page switch, "Training: step" or "Waiting for a free
-trainer" after Train, the prediction after a stroke, an empty canvas after Clear. The report
-gives p50/p95/max per kind and overall, errors (time-outs, exception boxes, the friendly
-error box), the server's RSS (with one session, with all open, peak) and CPU use, and, after
-every context is closed, how long until the server has no training thread left (read from
+Every interaction is timed until its answer: protocol, from the request for a script run to
+the server's ``script_finished`` of the run that answers it; browser, from the click (or the
+mouse-up of a stroke) until the answer is on the screen. The report gives p50/p95/max per
+kind and overall, errors (time-outs, wrong answers, exception elements, the app's error
+box), the server's RSS (with one session, with all open, peak) and CPU use, and, after every
+student left, how long until the server has no training thread left (read from
 ``trainers.json``, which the server writes to ``MLP_LAB_STATUS_DIR``).
 
 Bounded: sessions, rounds and each wait are capped; the server is stopped by its PID.
