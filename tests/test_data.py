@@ -27,6 +27,7 @@ def test_bundled_mnist_is_the_canonical_dataset(mnist):
     assert np.bincount(y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+@pytest.mark.tensorflow
 def test_keras_source_without_network_fails_clearly(monkeypatch):
     tf = pytest.importorskip("tensorflow")
     # Keras downloads to ~/.keras; point HOME and KERAS_HOME at an empty place so no cached

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.tensorflow  # run last: see conftest.py
 
 from mlp_core.networks import DenseMLP, NotebookNet  # noqa: E402
 

@@ -338,6 +338,7 @@ def _keras_vs_ours(lr, b1, b2, n_steps=5):
     return worst
 
 
+@pytest.mark.tensorflow
 def test_adam_matches_keras_exact_hyperparameters():
     # Hyperparameters exactly representable in float32 (Keras turns the Python floats
     # beta_1/beta_2/lr into float32 before casting to the variable's float64), so only
@@ -347,6 +348,7 @@ def test_adam_matches_keras_exact_hyperparameters():
     assert worst < 1e-6
 
 
+@pytest.mark.tensorflow
 def test_adam_matches_keras_default_hyperparameters():
     # With b2 = 0.999, Keras computes 1 - float32(0.999) = 0.000999987 (1.3e-5 relative off),
     # so its steps are ~6.5e-6 relatively smaller than the exact textbook ones.

@@ -246,6 +246,7 @@ def test_replay_records_and_scrubs_and_plays(app):
     assert app.session_state["lab"].trainer.step == 0  # the lab's own model was not trained
 
 
+@pytest.mark.tensorflow
 @pytest.mark.slow
 def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
     pytest.importorskip("tensorflow")
