@@ -589,7 +589,8 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
 
 def run_load_test(sessions: int = 5, trainers: int = 2, rounds: int = 1, ramp: float = 0.5,
                   max_runs: int | None = None, seed: int = 0, nice: int = 10,
-                  client: str = "protocol", env: dict | None = None) -> dict:
+                  client: str = "protocol", env: dict | None = None,
+                  server_log: Path | None = None) -> dict:
     """Start a server, run the class against it, stop the server; return the report.
     ``client``: "protocol" (websocket clients, no browser) or "browser" (Chromium)."""
     server = Server(max_runs=max_runs, env=env)
@@ -600,6 +601,8 @@ def run_load_test(sessions: int = 5, trainers: int = 2, rounds: int = 1, ramp: f
             report = asyncio.run(_run(server, sessions, trainers, rounds, ramp, seed, nice))
         report["max_runs"] = server.trainers().get("limit", max_runs)
         log = server.log()
+        if server_log is not None:
+            Path(server_log).write_text(log)
         report["server_log_tracebacks"] = log.count("Traceback")
         if "Traceback" in log:  # the first one, for whoever reads the report
             start = log.index("Traceback")
@@ -648,6 +651,8 @@ def main(argv=None) -> int:
                         help="an environment variable for the server (repeatable), e.g. "
                              "STREAMLIT_RUNNER_POST_SCRIPT_GC=true to compare a setting")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--server-log", type=Path, default=None,
+                        help="keep the server's console output in this file")
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 60 or not 1 <= args.rounds <= 10:
         parser.error("--sessions must be 1-60 and --rounds 1-10 (the test is bounded)")
@@ -655,7 +660,8 @@ def main(argv=None) -> int:
         parser.error("--server-env takes NAME=VALUE")
     env = dict(item.split("=", 1) for item in args.server_env)
     report = run_load_test(args.sessions, min(args.trainers, args.sessions), args.rounds,
-                           args.ramp, args.max_runs, nice=args.nice, client=args.client, env=env)
+                           args.ramp, args.max_runs, nice=args.nice, client=args.client, env=env,
+                           server_log=args.server_log)
     report["server_env"] = env
     report["verdict"] = verdict(report)
     text = json.dumps(report, indent=2)
