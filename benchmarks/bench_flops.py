@@ -17,12 +17,10 @@ overhead this benchmark exposes). "ours" = ``Trainer.run`` on the 60,000 MNIST i
 "matmul only" = a loop of exactly those 8 products with the same shapes, the same
 transposed views and preallocated ``out=`` arrays: the limit for these shapes on this
 machine. Blocks of steps are interleaved (ours, matmuls, ours, ...) and the median block
-gives GFLOP/s. Ours runs three ways: on one thread; on two threads with the step split by
-mlp_core itself (``TrainConfig(threads=2)``, BLAS at one thread; see mlp_core/parallel.py);
-and on one Python thread with two BLAS threads. The matmul loop runs with 1 and with 2
-BLAS threads, switched between blocks so that all are measured under the same load (with
-a pause after each switch, and who goes first alternating from round to round); the
-headline compares the fastest of ours with the faster matmul loop (the machine's limit).
+gives GFLOP/s. Done with 1 and with 2 BLAS threads, switched between blocks so that both
+are measured under the same load (with a pause after each switch, and who goes first
+alternating from round to round); the headline compares the faster of ours with the
+faster matmul loop (the machine's limit).
 """
 
 from __future__ import annotations
@@ -74,11 +72,6 @@ class MatmulLoop:
                     matmul(dzs[i], ws[i - 1].T, out=dhs[i - 1])
 
 
-# How ours runs: name -> (BLAS threads, TrainConfig.threads). "Cores" is the larger: the
-# matmul loop it is compared with runs on that many BLAS threads.
-SETTINGS = {"1 thread": (1, 1), "2 threads (split step)": (1, 2), "2 BLAS threads": (2, 1)}
-
-
 def run(quick: bool = False) -> dict:
     from mlp_core import DenseMLP, TrainConfig, Trainer, load_mnist, scale  # noqa: PLC0415
 
@@ -88,75 +81,66 @@ def run(quick: bool = False) -> dict:
     x_train = scale(x_train)
     flop = flops_per_step()
     default_threads = common.blas_threads()
-    two_cores = common.cores() >= 2 and common.set_blas_threads(1)
-    settings = SETTINGS if two_cores else {"1 thread": (default_threads or 1, 1)}
-    trainers = {name: Trainer(DenseMLP(hidden=SIZES[1:-1], seed=0), x_train, y_train,
-                              TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH, threads=threads))
-                for name, (_, threads) in settings.items()}
+    thread_settings = [1, 2] if common.cores() >= 2 and common.set_blas_threads(1) else [default_threads]
+    model = DenseMLP(hidden=SIZES[1:-1], seed=0)
+    trainer = Trainer(model, x_train, y_train, TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH))
     loop = MatmulLoop(x_train[:BATCH].reshape(BATCH, 784))
-    blas_counts = sorted({blas for blas, _ in settings.values()})
-    ours = {name: [] for name in settings}
-    matmuls = {cores: [] for cores in sorted({max(s) for s in settings.values()})}
-    for name, (blas, _) in settings.items():  # warm-up: an epoch each, so Adam's moments are real
-        common.set_blas_threads(blas)
-        trainers[name].run(steps=block if quick else 468)
-    for r in range(rounds):  # each round: every contender once, in an order that alternates
-        for blas in blas_counts if r % 2 == 0 else blas_counts[::-1]:
-            common.switch_blas_threads(blas)
-            loop.run(2)  # untimed: wakes the BLAS threads up
-            contenders = [("matmuls", blas)] if blas in matmuls else []
-            contenders += [("ours", name) for name, (b, _) in settings.items() if b == blas]
-            for kind, key in contenders if r % 2 == 0 else contenders[::-1]:
-                if kind == "ours":
-                    trainers[key].run(steps=2)
+    trainer.run(steps=block if quick else 468)  # warm-up: an epoch, so Adam's moments are real
+    samples = {threads: ([], []) for threads in thread_settings}
+    for threads in thread_settings:
+        common.set_blas_threads(threads)
+        loop.run(block)
+    for r in range(rounds):  # each round: ours and matmuls at each thread count in turn
+        for threads in thread_settings:
+            common.switch_blas_threads(threads)
+            trainer.run(steps=2)  # untimed: wakes the BLAS threads up
+            loop.run(2)
+            ours, matmuls = samples[threads]
+            for which in (("ours", "matmuls") if r % 2 == 0 else ("matmuls", "ours")):  # alternate who goes first
                 t0 = time.perf_counter()
-                trainers[key].run(steps=block) if kind == "ours" else loop.run(block)
-                (ours[key] if kind == "ours" else matmuls[key]).append(flop * block / (time.perf_counter() - t0) / 1e9)
+                trainer.run(steps=block) if which == "ours" else loop.run(block)
+                gflops = flop * block / (time.perf_counter() - t0) / 1e9
+                (ours if which == "ours" else matmuls).append(gflops)
         common.log(f"flops: round {r + 1}/{rounds}: " + ", ".join(
-            [f"ours {name} {v[-1]:.1f}" for name, v in ours.items()]
-            + [f"matmuls {c} thr {v[-1]:.1f}" for c, v in matmuls.items()]) + " GFLOP/s")
+            f"{t} thread(s) ours {o[-1]:.1f} / matmuls {m[-1]:.1f} GFLOP/s" for t, (o, m) in samples.items()))
+    results = {threads: {"ours_gflops": common.spread(o), "matmul_gflops": common.spread(m)}
+               for threads, (o, m) in samples.items()}
     common.set_blas_threads(default_threads)
-    ours_spread = {name: common.spread(v) for name, v in ours.items()}
-    matmul_spread = {cores: common.spread(v) for cores, v in matmuls.items()}
 
-    best = max(ours_spread, key=lambda n: ours_spread[n]["median"])
-    limit = max(matmul_spread, key=lambda c: matmul_spread[c]["median"])
+    best_threads = max(results, key=lambda t: results[t]["ours_gflops"]["median"])
+    limit_threads = max(results, key=lambda t: results[t]["matmul_gflops"]["median"])
+    best = results[best_threads]["ours_gflops"]["median"]
+    limit = results[limit_threads]["matmul_gflops"]["median"]
     figures = [common.figure(
-        "flops_ratio", "Training FLOP rate vs the matmul-only loop", ours_spread[best]["median"],
-        matmul_spread[limit]["median"], unit="GFLOP/s", ref_name=f"matmuls, {limit} thr",
+        "flops_ratio", "Training FLOP rate vs the matmul-only loop", best, limit,
+        unit="GFLOP/s", ref_name=f"matmuls, {limit_threads} thr",
         goal={"on": "ratio", "op": ">=", "value": 0.55},
-        note=f"ours with {best}, the fastest; the limit is the faster matmul loop")]
-    for name, (blas, threads) in settings.items():
-        cores = max(blas, threads)
+        note=f"ours with {best_threads} BLAS thread(s), the faster; the limit is the faster matmul loop")]
+    for threads, r in results.items():
         figures.append(common.figure(
-            f"flops_ratio_{name.replace(' ', '_')}", f"  FLOP rate, ours with {name}",
-            ours_spread[name]["median"], matmul_spread[cores]["median"], unit="GFLOP/s",
-            ref_name=f"matmuls, {cores} thr"))
+            f"flops_ratio_{threads}t", f"  FLOP rate, both with {threads} BLAS thread{'s' if threads > 1 else ''}",
+            r["ours_gflops"]["median"], r["matmul_gflops"]["median"], unit="GFLOP/s",
+            ref_name="matmuls"))
     return {
         "benchmark": "flops",
         "quick": quick,
-        "settings": {"sizes": SIZES, "batch_size": BATCH, "block_steps": block, "rounds": rounds,
-                     "ours": {name: {"blas_threads": b, "threads": t} for name, (b, t) in settings.items()}},
+        "settings": {"sizes": SIZES, "batch_size": BATCH, "block_steps": block, "rounds": rounds},
         "flop_per_step": flop,
         "formula": "2N(2*sum_l n_{l-1} n_l + sum_{l>=2} n_{l-1} n_l), N=128, sizes 784-128-64-10",
         "default_blas_threads": default_threads,
-        "ours_gflops": ours_spread,
-        "matmul_gflops": {str(c): v for c, v in matmul_spread.items()},
+        "by_blas_threads": results,
         "figures": figures,
     }
 
 
 def human(result: dict) -> str:
     rows = []
-    for name, o in result["ours_gflops"].items():
-        s = result["settings"]["ours"][name]
-        cores = str(max(s["blas_threads"], s["threads"]))
-        m = result["matmul_gflops"][cores]
-        rows.append([name, f"{o['median']:.1f}", f"{m['median']:.1f} ({cores} thr)",
-                     f"{o['median'] / m['median']:.2f}", f"{o['min']:.1f}-{o['max']:.1f}",
-                     f"{m['min']:.1f}-{m['max']:.1f}"])
+    for threads, r in result["by_blas_threads"].items():
+        o, m = r["ours_gflops"], r["matmul_gflops"]
+        rows.append([threads, f"{o['median']:.1f}", f"{m['median']:.1f}", f"{o['median'] / m['median']:.2f}",
+                     f"{o['min']:.1f}-{o['max']:.1f}", f"{m['min']:.1f}-{m['max']:.1f}"])
     return (f"FLOP rate: {result['flop_per_step']:,} FLOP per training step ({result['formula']})\n\n"
-            + common.table(["ours with", "ours GFLOP/s", "matmul-only GFLOP/s", "ratio",
+            + common.table(["BLAS threads", "ours GFLOP/s", "matmul-only GFLOP/s", "ratio",
                             "ours range", "matmul range"], rows)
             + "\n\n" + common.figures_table(result["figures"]))
 

@@ -11,9 +11,8 @@ cores) and the default ``jit_compile`` ("auto", which is off on a CPU-only machi
 ``jit_compile=True`` (XLA), and with one TensorFlow thread (intra- and inter-op): the
 fastest Keras is the reference. mlp_core: ``Trainer(model, x, y, TrainConfig(
 optimizer="adam", lr=1e-3, batch_size=128))`` and ``trainer.run(steps=60000 // 128)`` per
-epoch, with BLAS at one thread, once on one thread and once with ``threads=2`` (mlp_core
-splits each step over two threads itself, see mlp_core/parallel.py); the faster is "ours"
-(the CLI's ``--threads`` chooses between them), and both are reported.
+epoch, once with 1 and once with 2 BLAS threads (set in the worker); the faster is
+"ours" (the CLI's ``--threads`` chooses between them), and both are reported.
 
 Every contender runs in its own process. Each trains one warm-up epoch (not counted);
 then the epochs are interleaved: ours 1 thread, Keras, ours 2 threads, Keras XLA, Keras 1
@@ -53,11 +52,12 @@ def worker_ours(seed: int, n_train: int, threads: int | None):
 
     from mlp_core import DenseMLP, TrainConfig, Trainer  # noqa: PLC0415
 
-    common.set_blas_threads(1)  # threads=2 splits the step itself (mlp_core/parallel.py)
+    if threads:
+        common.set_blas_threads(threads)
     x_train, y_train, x_test, y_test = _data(n_train)
     model = DenseMLP(hidden=HIDDEN, seed=seed)
     trainer = Trainer(model, x_train, y_train,
-                      TrainConfig(optimizer="adam", lr=LR, batch_size=BATCH, seed=seed, threads=threads or 1))
+                      TrainConfig(optimizer="adam", lr=LR, batch_size=BATCH, seed=seed))
     steps = len(x_train) // BATCH
 
     def epoch():
@@ -75,7 +75,7 @@ def worker_ours(seed: int, n_train: int, threads: int | None):
         return {"proba": fresh.predict_proba(x_test[:64]).tolist()}
 
     common.serve({"epoch": epoch, "accuracy": accuracy, "proba": initial_probabilities},
-                 {"blas_threads": common.blas_threads(), "threads": threads or 1, "steps_per_epoch": steps})
+                 {"blas_threads": common.blas_threads(), "steps_per_epoch": steps})
 
 
 def worker_keras(seed: int, n_train: int, jit: bool, threads: int | None = None):
@@ -142,7 +142,7 @@ def run(quick: bool = False, rounds: int | None = None, seed: int = 0) -> dict:
     rounds = rounds or (2 if quick else 7)
     script = str(common.BENCH_DIR / "bench_keras.py")
     base = [script, "--seed", str(seed), "--n-train", str(n_train)]
-    ours = [(f"ours_{t}t", ["--worker", "ours", "--threads", str(t)], 1) for t in thread_counts(quick)]
+    ours = [(f"ours_{t}t", ["--worker", "ours", "--threads", str(t)], t) for t in thread_counts(quick)]
     keras = [("keras", ["--worker", "keras"], None)]
     if not quick:
         keras += [("keras_xla", ["--worker", "keras-xla"], None),
@@ -182,9 +182,9 @@ def run(quick: bool = False, rounds: int | None = None, seed: int = 0) -> dict:
     ours_names = [n for n in med if n.startswith("ours")]
     best_keras = max(keras_names, key=lambda n: med[n])
     best_ours = max(ours_names, key=lambda n: med[n])
-    threads_of = {n: ready[n]["threads"] for n in ours_names}
+    threads_of = {n: ready[n]["blas_threads"] for n in ours_names}
     labels = {"keras": "Keras fit", "keras_xla": "Keras fit, XLA", "keras_1t": "Keras fit, 1 TF thread",
-              **{n: "1 thread" if t == 1 else f"{t} threads (split step)" for n, t in threads_of.items()}}
+              **{n: f"{t} BLAS thread{'s' if t != 1 else ''}" for n, t in threads_of.items()}}
     figures = [
         common.figure("keras_speedup", f"Training speed vs Keras (784-128-64-10, batch {BATCH})",
                       med[best_ours], med[best_keras], unit="samples/s", ref_name=labels[best_keras],
@@ -212,7 +212,7 @@ def run(quick: bool = False, rounds: int | None = None, seed: int = 0) -> dict:
         "samples_per_second": {n: common.spread(v) for n, v in speeds.items()},
         "best_keras": best_keras,
         "best_ours": best_ours,
-        "ours_threads": threads_of[best_ours],
+        "ours_blas_threads": threads_of[best_ours],
         "numpy_default_blas_threads": common.blas_threads(),
         "test_accuracy": {n: a["test_accuracy"] for n, a in accuracy.items()},
         "epochs_trained": {n: a["epochs"] for n, a in accuracy.items()},

@@ -138,13 +138,12 @@ class Network:
         for the batch of the last ``forward``; written into ``out`` if given."""
         raise NotImplementedError
 
-    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray, checked: bool = False, helper=None):
+    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray, checked: bool = False):
         """One forward and backward pass: ``(batch-mean loss, gradients by name)``.
 
         The gradients are written into buffers this model reuses: the next call
         overwrites them (copy them to keep them). ``checked=True`` skips validating the
-        labels (for a caller that validated them once already). ``helper``, a
-        ``parallel.HelperThread``, lets a fast path split its work; this one ignores it."""
+        labels (for a caller that validated them once already)."""
         logits, self.cache = self._forward(self._as_input(x))
         value, d_logits = loss_and_grad(logits, labels, self.loss, self.output, checked)
         return value, self.backward(d_logits, out=self._grad_buffers())
@@ -268,7 +267,7 @@ class NotebookNet(Network):
         return g
 
 
-    def loss_and_grads(self, x, labels, checked: bool = False, helper=None):
+    def loss_and_grads(self, x, labels, checked: bool = False):
         """As ``Network.loss_and_grads``; for one image under squared error (the notebook's
         training) a fused path. Tests check both paths give the same numbers."""
         x = self._as_input(x)
@@ -379,17 +378,16 @@ class DenseMLP(Network):
         return grads
 
 
-    def loss_and_grads(self, x, labels, checked: bool = False, helper=None):
+    def loss_and_grads(self, x, labels, checked: bool = False):
         """As ``Network.loss_and_grads``; for relu with cross-entropy (the usual case) a
-        fused path, which splits the first layer's products with ``helper`` (a
-        ``parallel.HelperThread``) if given. Tests check all paths give the same numbers."""
+        fused path. Tests check both paths give the same numbers."""
         if self.activation != "relu" or self.loss != "cross_entropy":
             return super().loss_and_grads(x, labels, checked)
         x = self._as_input(x)
         n = len(x)
         if not checked:
             labels = check_labels(labels, n)
-        return self._relu_cross_entropy_step(x.reshape(n, 784), labels, helper)
+        return self._relu_cross_entropy_step(x.reshape(n, 784), labels)
 
     def _buffers(self, n):
         """Activation buffers for a batch of ``n``, allocated once per batch size."""
@@ -403,7 +401,7 @@ class DenseMLP(Network):
             }
         return self._workspace
 
-    def _relu_cross_entropy_step(self, x, labels, helper=None):
+    def _relu_cross_entropy_step(self, x, labels):
         # The same math as _forward + loss_and_grad + backward, written into preallocated
         # buffers (no allocation per step) and with relu applied in place: relu'(z) is
         # [z > 0] == [relu(z) > 0], so z itself need not be kept.
@@ -411,22 +409,12 @@ class DenseMLP(Network):
         p, g = self.params, self._grad_buffers()
         n, rows, hs = ws["n"], ws["rows"], ws["h"]
         hs[0] = x  # (N, 784)
-
-        def dense_relu(i, batch_rows=slice(None)):  # h_i = relu(h_{i-1} @ w_i + b_i), in place
-            z = hs[i][batch_rows]  # (N, n_out)
-            np.matmul(hs[i - 1][batch_rows], p[f"w{i}"], out=z)  # (N, n_in) @ (n_in, n_out)
+        for i in range(1, self.n_layers + 1):
+            z = hs[i]  # (N, n_out)
+            np.matmul(hs[i - 1], p[f"w{i}"], out=z)  # (N, n_in) @ (n_in, n_out)
             z += p[f"b{i}"]
-            np.maximum(z, 0, out=z)
-
-        half = n // 2
-        if helper is not None:  # the largest product: each thread takes half of the images
-            helper.both(lambda: dense_relu(1, slice(0, half)), lambda: dense_relu(1, slice(half, n)))
-        else:
-            dense_relu(1)
-        for i in range(2, self.n_layers):
-            dense_relu(i)
-        np.matmul(hs[-2], p[f"w{self.n_layers}"], out=hs[-1])  # the logits: no relu
-        hs[-1] += p[f"b{self.n_layers}"]
+            if i < self.n_layers:
+                np.maximum(z, 0, out=z)  # h_i = relu(z_i), in place
         # Softmax cross-entropy, fused and in place on the logits (N, 10):
         logits = hs[-1]
         logits -= logits.max(axis=1, keepdims=True)  # max entry 0: exp cannot overflow
@@ -440,12 +428,7 @@ class DenseMLP(Network):
         dz = logits
         for i in range(self.n_layers, 0, -1):
             h_prev = hs[i - 1]  # (N, n_in)
-            if i == 1 and helper is not None:  # the other large product: half of w1's rows each
-                gw, cut = g["w1"], 784 // 2
-                helper.both(lambda: np.matmul(h_prev[:, :cut].T, dz, out=gw[:cut]),
-                            lambda: np.matmul(h_prev[:, cut:].T, dz, out=gw[cut:]))
-            else:
-                np.matmul(h_prev.T, dz, out=g[f"w{i}"])  # (n_in, N) @ (N, n_out)
+            np.matmul(h_prev.T, dz, out=g[f"w{i}"])  # (n_in, N) @ (N, n_out)
             dz.sum(axis=0, out=g[f"b{i}"])  # (n_out,)
             if i > 1:
                 dh = ws["dh"][i - 1]

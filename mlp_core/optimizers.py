@@ -55,10 +55,8 @@ class Optimizer:
             setattr(self, state, {})
         self._scratch: ParamDict | None = None
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], helper=None) -> None:
-        """Update ``params`` in place from ``grads`` (dicts with the same names). With
-        ``helper`` (a ``parallel.HelperThread``) the flat update is split in two halves,
-        one per thread: the arithmetic is element by element, so the result is the same."""
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update ``params`` in place from ``grads`` (dicts with the same names)."""
         if self._scratch is None or self._scratch.keys() != params.keys():
             shapes = {name: p.shape for name, p in params.items()}
             dtype = np.result_type(*params.values())
@@ -68,14 +66,8 @@ class Optimizer:
         self.t += 1
         flat_params, flat_grads = getattr(params, "flat", None), getattr(grads, "flat", None)
         if flat_params is not None and flat_grads is not None and not self.weight_decay:
-            arrays = [flat_params, flat_grads, *(getattr(self, s).flat for s in self._state_names),
-                      self._scratch.flat]
-            if helper is None:
-                self._update(*arrays)
-            else:
-                mid = len(flat_params) // 2
-                helper.both(lambda: self._update(*(a[:mid] for a in arrays)),
-                            lambda: self._update(*(a[mid:] for a in arrays)))
+            states = [getattr(self, s).flat for s in self._state_names]
+            self._update(flat_params, flat_grads, *states, self._scratch.flat)
             return
         for name, param in params.items():
             grad = grads[name]

@@ -9,7 +9,6 @@ step happens under a lock, so a snapshot never sees half an update.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -22,7 +21,6 @@ from .data import iterate_minibatches, scale
 from .losses import check_labels
 from .networks import Network
 from .optimizers import OPTIMIZERS, make_optimizer
-from .parallel import HelperThread
 
 SCHEDULES = ("constant", "cosine")
 
@@ -38,7 +36,6 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty on weight matrices; 0 = none
     schedule: str = "constant"  # "cosine" decays lr to 0 over each run's steps or time budget
     shift: int = 0  # move each training image by up to this many pixels (random, per image)
-    threads: int = 1  # 2: a helper thread takes half of the large products and of the update
     eval_every: int = 1000  # steps between validation-accuracy checks (needs validation data)
     checkpoint_every: int = 100  # steps between copies of known-good weights (for divergence)
     blowup_patience: int = 50  # steps in a row with an exploding (finite) loss before stopping
@@ -55,8 +52,6 @@ class TrainConfig:
         for name in ("batch_size", "checkpoint_every", "max_history", "blowup_patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.threads not in (1, 2):
-            raise ValueError(f"threads must be 1 or 2, got {self.threads!r}")
         if not (isinstance(self.shift, int) and 0 <= self.shift <= 4):
             raise ValueError(f"shift must be a whole number of pixels from 0 to 4, got {self.shift!r}")
         if self.max_history < 2:
@@ -243,10 +238,8 @@ class Trainer:
         start = last_report = time.perf_counter()
         eval_seconds, done, status, reason = 0.0, 0, "finished", f"trained {steps} steps"
         first_loss, huge_limit, huge_steps = None, math.inf, 0
-        # threads=2: a helper thread for this run only (closed at the end, even on an error).
-        helper = HelperThread(name=f"{threading.current_thread().name}-helper") if cfg.threads == 2 else None
         # Overflow on the way to divergence is expected and handled below: keep logs quiet.
-        with np.errstate(over="ignore", invalid="ignore"), helper or contextlib.nullcontext():
+        with np.errstate(over="ignore", invalid="ignore"):
             while True:
                 now = time.perf_counter()
                 elapsed = now - start
@@ -268,7 +261,7 @@ class Trainer:
                 with self._lock:
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
-                    loss, grads = model.loss_and_grads(xb, yb, checked=True, helper=helper)  # of the current weights
+                    loss, grads = model.loss_and_grads(xb, yb, checked=True)  # loss of the current weights
                     if not math.isfinite(loss):
                         status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
                         break
@@ -285,7 +278,7 @@ class Trainer:
                         huge_steps = 0
                         if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
                             self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
-                    optimizer.step(model.params, grads, helper=helper)
+                    optimizer.step(model.params, grads)
                     self.step += 1
                     self.samples_seen += len(idx)
                     self.last_loss = loss
