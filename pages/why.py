@@ -7,7 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mlp_core.explain import hidden_activations, naive_resize, occlusion, saliency
 from mlp_lab import teaching_figures as tf
-from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas
+from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, canvas_pixels, digit_from_canvas
 from mlp_lab.session import get_lab, guarded
 
 lab = get_lab()
@@ -37,17 +37,15 @@ def why_view() -> None:
     draw, ab = st.columns([1, 2])
     with draw:
         st.subheader("Draw a digit")
-        result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
-                           background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
-                           drawing_mode="freedraw", return_image_data=True,
-                           key=f"why_canvas_{st.session_state.get('why_round', 0)}")
+        canvas_key = f"why_canvas_{st.session_state.get('why_round', 0)}"
+        st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
+                  background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
+                  drawing_mode="freedraw", return_image_data=True, key=canvas_key)
         st.button("Clear", key="why_clear", on_click=_clear,
                   help="Wipe the canvas to draw another digit.")
-    try:
-        pixels = result.image_data
-    except Exception:  # a malformed drawing message: treat as no drawing
-        pixels = None
-    centred, problem = digit_from_canvas(pixels)
+    # The browser's message, read by the checked parser (size caps before decoding).
+    pixels, problem = canvas_pixels(st.session_state.get(canvas_key))
+    centred, problem = (None, problem) if problem else digit_from_canvas(pixels)
     naive = naive_resize(np.asarray(pixels)) if centred is not None else None
     with ab:
         st.subheader("A/B: two ways to make it 28 × 28")

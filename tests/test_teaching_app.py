@@ -146,6 +146,25 @@ def test_why_page_ab_saliency_and_activations(app):
     assert any("(for 7)" in c.value for c in app.caption)
 
 
+def test_why_page_refuses_a_hostile_drawing_before_decoding_it(app):
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (6000, 6000)).save(buffer, format="PNG")  # 36 Mpixel, a few kB compressed
+    bomb = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    app.switch_page("pages/why.py").run()
+    for hostile in ({"drawing": {"data": bomb}}, {"drawing": {"data": "data:image/png;base64,@@"}},
+                    {"drawing": {"data": 42}}):
+        app.session_state["why_canvas_0"] = hostile
+        app.run()
+        assert_clean(app)
+        assert any("could not be read" in i.value for i in app.info), hostile
+        assert not app.metric  # no answer from a drawing that was refused
+
+
 def test_why_page_for_the_notebook_model_shows_its_matrix_layers(app):
     app.switch_page("pages/lesson.py").run()
     app.button(key="lesson_notebook").click().run()
