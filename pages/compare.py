@@ -51,8 +51,12 @@ def ladder_view(polling: bool) -> None:
     if current is not None:
         key, job_steps = current
         name = RUNGS[key].title if key in RUNGS else "the notebook, re-run"
-        st.progress(min(fraction, 1.0), text=f"Training {name} ({job_steps:,} steps)… "
-                                             f"{len(queued)} more waiting")
+        if experiments.waiting:  # every trainer of the server is busy: say so, not "0 %"
+            st.info(f"Waiting for a free trainer to train {name}: other students are training. "
+                    "It starts on its own.", icon=":material/hourglass_top:")
+        else:
+            st.progress(min(fraction, 1.0), text=f"Training {name} ({job_steps:,} steps)… "
+                                                 f"{len(queued)} more waiting")
     if not results:
         st.info("Press **Train all six** to train the notebook's network, the four one-change "
                 "steps and the modern network, each for the same number of steps.")

@@ -100,6 +100,31 @@ def test_a_bad_link_still_opens_with_a_note():
         clear_sessions()
 
 
+def test_compare_page_says_when_the_ladder_waits_for_a_free_trainer(app, monkeypatch):
+    from mlp_lab import state, teaching
+    from mlp_lab.state import LabSession, ModelChoice
+
+    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    ladder = teaching.Experiments()
+    monkeypatch.setattr(teaching, "_experiments", ladder)  # this test's own ladder worker
+    busy = LabSession(ModelChoice(kind="dense", hidden=(16,), batch_size=32))
+    try:
+        busy.start(50_000)  # another student holds the only trainer
+        app.switch_page("pages/compare.py").run()
+        next(b for b in app.button if b.label == "Train all six").click().run()
+        deadline = time.monotonic() + 30
+        while not ladder.waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+        app.run()
+        assert_clean(app)
+        assert any("Waiting for a free trainer" in i.value for i in app.info)
+        assert not app.get("progress")  # not a bar stuck at 0 %
+    finally:
+        ladder.close()
+        busy.close()
+        ladder.wait(30)
+
+
 @pytest.mark.slow
 def test_compare_page_trains_the_ladder_and_overlays_the_curves(app):
     app.switch_page("pages/compare.py").run()
