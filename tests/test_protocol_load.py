@@ -14,6 +14,7 @@ import asyncio
 import base64
 import io
 import json
+import threading
 
 import pytest
 
@@ -21,6 +22,26 @@ from loadtest.protocol import StudentSession
 from loadtest.run import Server, _run_protocol
 
 pytestmark = pytest.mark.slow
+
+
+def run_in_own_loop(coroutine):
+    """``asyncio.run`` on a fresh thread. In the full suite the browser tests' Playwright
+    (sync API) keeps an event loop running on the main thread for the whole session, and
+    ``asyncio.run`` refuses to start inside a running loop."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised on the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="protocol-client")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +52,7 @@ def server():
 
 
 def test_five_students_over_the_protocol(server):
-    report = asyncio.run(_run_protocol(server, sessions=5, trainers=2, rounds=1, ramp=0.3, seed=0))
+    report = run_in_own_loop(_run_protocol(server, sessions=5, trainers=2, rounds=1, ramp=0.3, seed=0))
     print(json.dumps({k: report[k] for k in ("p50_s", "p95_s", "max_s", "interactions",
                                              "rss_per_extra_session_mb",
                                              "trainer_threads_gone_after_s")}))
@@ -116,8 +137,8 @@ def test_a_hand_made_drawing_message_gets_a_message_not_a_traceback(server):
         finally:
             await other.close()
 
-    grown, clean_log = asyncio.run(main())
-    asyncio.run(classmate())
+    grown, clean_log = run_in_own_loop(main())
+    run_in_own_loop(classmate())
     assert errors == []
     assert answers.count("hostile drawing") == 4 and answers[-1] == "draw and predict"
     assert grown < 100  # the bomb was refused before decoding (1.6 GB otherwise)
