@@ -150,11 +150,19 @@ def test_numpy_vs_keras_runs_to_the_end_in_a_real_server(page, server):
     page.get_by_text("Do both compute the same gradients?").wait_for(timeout=600_000)
     page.get_by_role("button", name="Run both").and_(page.locator(":enabled")).wait_for()
     assert_no_exception(page)
-    seconds = [float(v) for v in page.get_by_test_id("stMetric").filter(has_text="Seconds per epoch")
-               .get_by_test_id("stMetricValue").all_inner_texts()]
-    accuracy = [float(v.rstrip("%")) for v in page.get_by_test_id("stMetric")
-                .filter(has_text="Accuracy on unseen images").get_by_test_id("stMetricValue")
-                .all_inner_texts()]
+
+    def metric_values(label):  # both sides' metric, once both are on screen: the page's
+        # rerun after the job (it enables Run both) redraws them, so they may be gone a moment
+        values = page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+        for _ in range(100):
+            texts = values.all_inner_texts()
+            if len(texts) == 2:
+                return texts
+            page.wait_for_timeout(100)
+        return texts
+
+    seconds = [float(v) for v in metric_values("Seconds per epoch")]
+    accuracy = [float(v.rstrip("%")) for v in metric_values("Accuracy on unseen images")]
     assert len(seconds) == 2 and all(s > 0 for s in seconds)
     assert all(a > 70 for a in accuracy) and abs(accuracy[0] - accuracy[1]) < 8  # the same learning
     page.get_by_text("Yes.", exact=True).wait_for()  # the gradients agree to rounding
