@@ -5,6 +5,7 @@ Writes docs/screenshots/lesson_*.png for the README's "A 10-minute lesson"."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_ui import assert_no_exception, go, metric_value, screenshot
 from test_dashboard import draw, set_steps
@@ -172,8 +173,8 @@ def test_numpy_vs_keras_runs_to_the_end_in_a_real_server(page, server):
         charts.filter(has_text=title).first.wait_for()
     # both lines of the overlay are drawn
     loss_chart = charts.filter(has_text="Loss on each batch while training").first
-    assert loss_chart.locator("g.trace.scatter").count() == 2
-    assert page.get_by_test_id("stDataFrame").count() == 1
+    expect(loss_chart.locator("g.trace.scatter")).to_have_count(2)  # retried while redrawn
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(1)
     # TensorFlow stayed out of the server: it ran in the comparison's own process
     log = server.wait_for_log("(child process)", after=offset)
     assert "Keras comparison failed" not in log
