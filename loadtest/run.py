@@ -98,6 +98,16 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 15.0, after: int = 0) -> str:
+        """Wait until ``text`` appears in the server's output (past offset ``after``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()[after:]
+            if text in log:
+                return log
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not in the server log after {timeout} s:\n{self.log()[-3000:]}")
+
     def trainers(self) -> dict:
         """The server's own counts: live trainer threads, runs training, runs waiting."""
         path = self.status_dir / "trainers.json"

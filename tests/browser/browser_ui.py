@@ -15,6 +15,17 @@ PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test
                "Replay": "Replay"}
 
 
+def open_page(browser, url: str):
+    """A fresh browser context (so a fresh Streamlit session) on the app's first page:
+    ``(context, page)``; close the context when done."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_role("heading", name="MLP Lab").first.wait_for()
+    return context, page
+
+
 def go(page, name: str) -> None:
     """Click a page in the sidebar navigation and wait for its title."""
     page.get_by_test_id("stSidebarNavLink").filter(has_text=name).click()

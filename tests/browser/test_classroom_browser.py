@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_ui import VIEWPORT, assert_no_exception, go, metric_value, record
+from browser_ui import assert_no_exception, go, metric_value, open_page, record
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +32,7 @@ def class_server(chromium_path):
 
 
 def open_student(browser, server):
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(server.url)
-    page.get_by_role("heading", name="MLP Lab").first.wait_for()
-    return context, page
+    return open_page(browser, server.url)
 
 
 def wait_threads(server, count: int, timeout: float) -> float:
