@@ -364,19 +364,25 @@ def test_every_control_has_help_text(app):
                 assert widget.help, f"{page}: {kind} {widget.label!r} has no help text"
 
 
-def test_the_app_does_not_import_tensorflow():
-    """TensorFlow is heavy and optional: the dashboard must start without it."""
+def assert_pages_do_not_import_tensorflow(pages) -> None:
+    """Open ``pages`` in a fresh process (this one may have imported TensorFlow already) and
+    check that TensorFlow is still not loaded."""
     import subprocess
     import sys
 
     code = ("import sys; from streamlit.testing.v1 import AppTest\n"
             f"at = AppTest.from_file({str(ROOT / 'dashboard.py')!r}, default_timeout=60); at.run()\n"
-            f"for page in {PAGES!r}: at.switch_page(page).run()\n"
+            f"for page in {tuple(pages)!r}: at.switch_page(page).run()\n"
             "assert not at.exception\n"
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+
+def test_the_app_does_not_import_tensorflow():
+    """TensorFlow is heavy and optional: the dashboard must start without it."""
+    assert_pages_do_not_import_tensorflow(PAGES)
 
 
 def test_a_bug_shows_a_friendly_message_not_a_traceback(app, monkeypatch):

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from mlp_lab.session import clear_sessions
 from mlp_lab.teaching import LESSONS, RUNGS, get_experiments
-from test_app import assert_clean, canvas_drawing, wait_idle
+from test_app import assert_clean, assert_pages_do_not_import_tensorflow, canvas_drawing, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py", "pages/inside.py",
@@ -204,17 +204,7 @@ def test_why_page_for_the_notebook_model_shows_its_matrix_layers(app):
 
 def test_the_teaching_pages_do_not_import_tensorflow():
     """Only the NumPy-vs-Keras view may import TensorFlow; these pages must not."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from streamlit.testing.v1 import AppTest\n"
-            f"at = AppTest.from_file({str(ROOT / 'dashboard.py')!r}, default_timeout=60); at.run()\n"
-            f"for page in {TEACHING_PAGES!r}: at.switch_page(page).run()\n"
-            "assert not at.exception\n"
-            "print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
-    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+    assert_pages_do_not_import_tensorflow(TEACHING_PAGES)
 
 
 def _heatmap_values(spec: str) -> np.ndarray:
