@@ -304,9 +304,7 @@ class Trainer:
         x = self.x_train[idx]
         if self.config.shift:
             x = self._shift_randomly(x)
-        if x.dtype == np.uint8:  # scaled exactly as data.scale does
-            return np.multiply(x, np.float32(1 / 255), dtype=np.float32)
-        return x
+        return _as_float_images(x)
 
     def _shift_randomly(self, x) -> np.ndarray:
         """Each image moved by a random whole number of pixels, up to ``config.shift`` in each
