@@ -98,7 +98,7 @@ NOTEBOOK_STORY = (
     "3. **It only starts moving after a long, flat start.** Once the weights have drifted "
     "apart, accuracy climbs: about 60 % after 20,000 steps (ten runs of the cell). 66.8 % was "
     "simply where the notebook's author stopped pressing *run*.\n\n"
-    "The ladder above (press its button if it is empty) shows that each modern fix removes one "
+    "The ladder above (press *Train all six* if it is empty) shows that each modern fix removes one "
     "of these brakes: together they reach about 97 % in the same 2,000 steps that leave the "
     "notebook at chance.")
 
