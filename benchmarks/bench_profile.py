@@ -8,11 +8,12 @@ training), three things are timed in interleaved blocks:
 
 * ``Trainer.run(steps=K)``: the real thing, per step;
 * the same step taken apart by hand: the batch indices (``next`` of the shuffling
-  iterator), the batch gathering (``x[idx], y[idx]``), ``model.loss_and_grads`` (forward +
+  iterator), the batch gathering (``trainer._images(idx)``: the bytes of the batch, scaled
+  into the model's input buffer, and ``y[idx]``), ``model.loss_and_grads`` (forward +
   loss + backward) and ``optimizer.step`` (Adam);
 * a loop of only the step's matrix products (see bench_flops.py).
 
-Hence: matmuls; the rest of loss_and_grads (bias adds, relu, softmax, masks, checks);
+Hence: matmuls; the rest of loss_and_grads (relu, softmax, masks, checks);
 Adam; gathering; and Trainer.run's own Python overhead = run's step minus the parts.
 With 1 and with 2 BLAS threads, switched between rounds (with a pause after each switch;
 the order of the three blocks alternates from round to round). Blocks are
@@ -43,7 +44,7 @@ def _by_hand(trainer, batches, steps: int) -> dict:
         t0 = clock()
         idx = next(batches)
         t1 = clock()
-        xb, yb = x[idx], y[idx]
+        xb, yb = trainer._images(idx), y[idx]  # as Trainer.run gathers: into the model's input buffer
         t2 = clock()
         loss, grads = model.loss_and_grads(xb, yb)
         t3 = clock()
@@ -57,14 +58,14 @@ def _by_hand(trainer, batches, steps: int) -> dict:
 
 
 def profile_model(hidden, x_train, y_train, thread_settings, block: int, rounds: int, warm_steps: int):
-    from mlp_core import DenseMLP, TrainConfig, Trainer, iterate_minibatches  # noqa: PLC0415
+    from mlp_core import DenseMLP, TrainConfig, Trainer, iterate_minibatches, scale  # noqa: PLC0415
 
     sizes = (784, *hidden, 10)
     trainer = Trainer(DenseMLP(hidden=hidden, seed=0), x_train, y_train,
                       TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH))
     trainer.run(steps=warm_steps)
     batches = iterate_minibatches(len(x_train), BATCH, seed=1)
-    loop = MatmulLoop(x_train[:BATCH].reshape(BATCH, 784), sizes=sizes)
+    loop = MatmulLoop(scale(x_train[:BATCH]).reshape(BATCH, 784), sizes=sizes)
     samples = {t: {"run_step": [], "matmuls": [], **{p: [] for p in PARTS}} for t in thread_settings}
     for r in range(rounds):
         for threads in thread_settings:
@@ -105,11 +106,10 @@ def profile_model(hidden, x_train, y_train, thread_settings, block: int, rounds:
 
 
 def run(quick: bool = False) -> dict:
-    from mlp_core import load_mnist, scale  # noqa: PLC0415
+    from mlp_core import load_mnist  # noqa: PLC0415
 
     block, rounds, warm = (25, 2, 50) if quick else (50, 15, 468)
-    (x_train, y_train), _ = load_mnist()
-    x_train = scale(x_train)
+    (x_train, y_train), _ = load_mnist()  # uint8, kept as bytes by the Trainer: as `train` does
     default_threads = common.blas_threads()
     thread_settings = [1, 2] if common.cores() >= 2 and common.set_blas_threads(1) else [default_threads]
     results, figures = {}, []

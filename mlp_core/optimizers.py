@@ -115,10 +115,16 @@ class Momentum(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015): running means of the gradient (m) and of its square (v),
-    bias-corrected, w <- w - lr * m_hat / (sqrt(v_hat) + eps)."""
+    bias-corrected, w <- w - lr * m_hat / (sqrt(v_hat) + eps).
+
+    The running means are kept as decayed sums, ``m_sum = b1 m_sum + g`` and
+    ``v_sum = b2 v_sum + g^2``, so that m = (1 - b1) m_sum and v = (1 - b2) v_sum: the same
+    numbers, two fewer passes over every parameter per step (the (1 - b) factors move into
+    the step size, once per step instead of once per weight).
+    """
 
     name = "adam"
-    _state_names = ("m", "v")
+    _state_names = ("m_sum", "v_sum")
     flush_every = 64  # steps between flushes of subnormal moments (see _update)
 
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7,
@@ -128,32 +134,43 @@ class Adam(Optimizer):
         super().__init__(lr, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def _update(self, param, grad, m, v, tmp):
+    def _update(self, param, grad, m_sum, v_sum, tmp):
         b1, b2, t = self.beta1, self.beta2, self.t
-        m *= b1
-        np.multiply(grad, 1 - b1, out=tmp)
-        m += tmp  # m = b1 m + (1 - b1) g
-        v *= b2
+        m_sum *= b1
+        m_sum += grad  # m = (1 - b1) m_sum
+        v_sum *= b2
         np.multiply(grad, grad, out=tmp)
-        tmp *= 1 - b2
-        v += tmp  # v = b2 v + (1 - b2) g^2
-        # Fold both bias corrections into one step size, sparing two full-size divisions:
-        # lr * m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - beta2^t)).
-        correction2 = math.sqrt(1 - b2 ** t)
-        lr_t = self.lr * correction2 / (1 - b1 ** t)
-        np.sqrt(v, out=tmp)
+        v_sum += tmp  # v = (1 - b2) v_sum
+        # The update, lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - b1^t) and
+        # v_hat = v / (1 - b2^t), is rewritten so that every constant folds into two numbers:
+        #     = step * m_sum / (sqrt(v_sum) + eps_sum), where
+        # step = lr * (1 - b1) / (1 - b1^t) * sqrt(1 - b2^t) / sqrt(1 - b2) and
+        # eps_sum = eps * sqrt(1 - b2^t) / sqrt(1 - b2).
+        correction2 = math.sqrt((1 - b2 ** t) / (1 - b2))
+        step = self.lr * (1 - b1) / (1 - b1 ** t) * correction2
+        np.sqrt(v_sum, out=tmp)
         tmp += self.eps * correction2
-        np.divide(m, tmp, out=tmp)
-        tmp *= lr_t
+        np.divide(m_sum, tmp, out=tmp)
+        tmp *= step
         param -= tmp
         if t % self.flush_every == 0:
             # Where a gradient stays 0 (pixels that are always black), m decays by 0.9 a
             # step into subnormal floats, which the CPU handles ~100x slower than normal
             # ones; NumPy, unlike TensorFlow, does not flush them to zero. Do it here.
-            tiny = np.finfo(m.dtype).tiny
-            for moment in (m, v):
+            tiny = np.finfo(m_sum.dtype).tiny
+            for moment in (m_sum, v_sum):
                 np.abs(moment, out=tmp)
                 moment *= tmp >= tiny
+
+    @property
+    def m(self) -> dict[str, np.ndarray]:
+        """The running mean of the gradient, by parameter name (a copy)."""
+        return {name: (1 - self.beta1) * s for name, s in self.m_sum.items()}
+
+    @property
+    def v(self) -> dict[str, np.ndarray]:
+        """The running mean of the squared gradient, by parameter name (a copy)."""
+        return {name: (1 - self.beta2) * s for name, s in self.v_sum.items()}
 
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

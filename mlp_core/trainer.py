@@ -163,8 +163,12 @@ class Trainer:
         self.x_train = np.asarray(x_train)
         if self.x_train.dtype not in (np.uint8,) and self.x_train.dtype.kind != "f":
             raise ValueError(f"x_train must be uint8 0-255 or float in [0, 1], got {self.x_train.dtype}")
+        if self.x_train.shape[1:] not in ((784,), (28, 28)):
+            raise ValueError(f"x_train must have shape (N, 784) or (N, 28, 28), got {self.x_train.shape}")
         if len(self.x_train) != len(y_train):
             raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(y_train)} labels")
+        # One image per row, for gathering batches (a view, unless x_train is not contiguous).
+        self._rows = np.ascontiguousarray(self.x_train).reshape(len(self.x_train), 784)
         self.y_train = check_labels(y_train, len(self.x_train))  # once, not every step
         self.x_val = None if x_val is None else _as_float_images(x_val)
         self.y_val = None if y_val is None else np.asarray(y_val)
@@ -257,8 +261,8 @@ class Trainer:
                     on_progress(self, fraction)
                     last_report = now
                 idx = next(self._batches)
-                xb, yb = self._images(idx), self.y_train[idx]
                 with self._lock:
+                    xb, yb = self._images(idx), self.y_train[idx]
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
                     loss, grads = model.loss_and_grads(xb, yb, checked=True)  # loss of the current weights
@@ -300,11 +304,28 @@ class Trainer:
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
 
     def _images(self, idx) -> np.ndarray:
-        """The batch ``idx`` as float images in [0, 1], shifted if ``config.shift``."""
-        x = self.x_train[idx]
+        """The batch ``idx`` as float images in [0, 1], (n, 784), shifted if ``config.shift``;
+        written into the model's input buffer where it has one (the step then reads it
+        without a copy)."""
+        n = len(idx)
+        buffer = getattr(self.model, "input_buffer", None)
+        out = buffer(n) if buffer else np.empty((n, 784), self.model.dtype)
         if self.config.shift:
-            x = self._shift_randomly(x)
-        return _as_float_images(x)
+            x = self._shift_randomly(self.x_train[idx]).reshape(n, 784)
+        elif self._rows.dtype == out.dtype:
+            # mode="clip": no bounds check (the indices come from a permutation), and
+            # unlike the default it writes straight into ``out``.
+            return np.take(self._rows, idx, axis=0, out=out, mode="clip")
+        else:
+            x = np.take(self._rows, idx, axis=0, mode="clip")
+        if x.dtype == np.uint8 and out.dtype == np.float32:
+            # data.scale, in two steps into ``out`` (the same float32 numbers): gathering
+            # bytes and converting them costs a third of gathering ready floats.
+            np.copyto(out, x, casting="unsafe")
+            out *= np.float32(1 / 255)
+        else:
+            out[...] = _as_float_images(x)
+        return out
 
     def _shift_randomly(self, x) -> np.ndarray:
         """Each image moved by a random whole number of pixels, up to ``config.shift`` in each

@@ -156,9 +156,9 @@ def test_one_step_copies_a_trained_optimizers_state():
         _, grads = model.loss_and_grads(xb, yb)
         optimizer.step(model.params, grads)
     x, y = rng.uniform(0, 1, (8, 784)), rng.integers(0, 10, 8)
-    m_before = optimizer.m.flat.copy()
+    m_before = optimizer.m_sum.flat.copy()
     step = one_step(model, optimizer, x, y)
-    assert optimizer.t == 5 and np.array_equal(optimizer.m.flat, m_before)
+    assert optimizer.t == 5 and np.array_equal(optimizer.m_sum.flat, m_before)
     real = model.copy()
     _, grads = real.loss_and_grads(x, y)
     optimizer.step(real.params, grads)  # what training does next

@@ -95,10 +95,10 @@ def test_flat_optimizer_update_equals_per_parameter_update(name):
         np.testing.assert_array_equal(flat_params[k], dict_params[k], err_msg=k)
     if name == "adam":
         tiny = np.finfo(np.float32).tiny
-        m = flat_opt.m.flat
+        m = flat_opt.m_sum.flat
         assert not np.any((m != 0) & (np.abs(m) < tiny)), "subnormal moments were not flushed"
         # The zero-gradient rows would hold subnormals by now had they not been flushed.
-        assert np.all(flat_opt.m["w1"][0] == 0)
+        assert np.all(flat_opt.m_sum["w1"][0] == 0)
 
 
 def test_param_dict_keeps_its_views():
@@ -122,4 +122,38 @@ def test_deepcopy_of_a_param_dict_and_an_optimizer_keeps_the_flat_layout():
     opt = make_optimizer("adam", 0.1)
     opt.step(params, ParamDict({"w1": (2, 3), "b1": (3,)}, np.float32))
     twin = copy.deepcopy(opt)
-    assert twin.t == opt.t and np.array_equal(twin.m.flat, opt.m.flat) and twin.m.flat is not opt.m.flat
+    assert twin.t == opt.t and np.array_equal(twin.m_sum.flat, opt.m_sum.flat) and twin.m_sum.flat is not opt.m_sum.flat
+
+
+def test_stacked_is_a_view_of_a_weight_and_its_bias_as_one_matrix():
+    params = ParamDict({"w1": (3, 2), "b1": (2,), "w2": (2, 4), "b2": (4,)}, np.float32)
+    params["w1"] = np.arange(6).reshape(3, 2)
+    params["b1"] = [10, 20]
+    both = params.stacked("w1", "b1")
+    np.testing.assert_array_equal(both, [[0, 1], [2, 3], [4, 5], [10, 20]])
+    both[-1] = 7  # a view: writing the last row writes the bias
+    np.testing.assert_array_equal(params["b1"], [7, 7])
+    with pytest.raises(ValueError, match="neighbours"):
+        params.stacked("w1", "b2")
+    with pytest.raises(ValueError, match="neighbours"):
+        params.stacked("b1", "w2")  # adjacent, but rows of different lengths
+
+
+def test_a_batch_written_into_the_input_buffer_gives_the_same_step(mnist):
+    """The trainer gathers batches straight into the model's input buffer; the fused step
+    then reads it in place (its column of ones carries the bias). Same numbers as a batch
+    passed as an array of its own, step after step."""
+    (x_train, y_train), _ = mnist
+    x = x_train[:64].reshape(64, 784) / np.float32(255)
+    model = DenseMLP(hidden=(32, 16), seed=4)
+    reference_loss, reference = model.loss_and_grads(x, y_train[:64])
+    reference = {k: v.copy() for k, v in reference.items()}
+    for _ in range(2):
+        buffer = model.input_buffer(64)
+        buffer[...] = x
+        loss, grads = model.loss_and_grads(buffer, y_train[:64])
+        assert loss == reference_loss
+        for name in reference:
+            np.testing.assert_array_equal(grads[name], reference[name], err_msg=name)
+    wide = model._buffers(64)["wide"]
+    assert all(np.all(w[:, -1] == 1) for w in wide)  # the columns of ones are never written

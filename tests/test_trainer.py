@@ -211,6 +211,8 @@ def test_bad_settings_are_refused_clearly(small):
         TrainConfig(lr=-1)
     with pytest.raises(ValueError, match="images but"):
         Trainer(DenseMLP(), x, y[:10])
+    with pytest.raises(ValueError, match=r"x_train must have shape \(N, 784\) or \(N, 28, 28\)"):
+        Trainer(DenseMLP(), np.zeros((10, 5), np.float32), y[:10])
     with pytest.raises(ValueError, match="give steps"):
         Trainer(DenseMLP(), x, y).run()
 
