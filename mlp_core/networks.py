@@ -401,32 +401,35 @@ class DenseMLP(Network):
         return self._relu_cross_entropy_step(x, labels)
 
     def input_buffer(self, n: int) -> np.ndarray:
-        """An (n, 784) array that the fused training step reads where it is: fill it with a
-        batch and pass it to ``loss_and_grads`` to spare a copy (the trainer does)."""
+        """An (n, 784) array of this model's dtype, kept for batches of ``n``: the trainer
+        gathers each batch into it rather than into a new array."""
         return self._buffers(n)["x"]
 
     def _buffers(self, n):
         """Buffers for a batch of ``n``, allocated once per batch size.
 
-        Each layer's input lives in ``wide[i]``, (n, size + 1), whose last column is always
-        1: a bias is a weight on an input that is always 1, so with that column
-        ``[h, 1] @ [w; b]`` adds the bias inside the matrix product, and the weight
-        gradient ``[h, 1].T @ dz`` brings the bias gradient (the column sums of dz) with it.
-        ``h[i]`` is the view of ``wide[i]`` without that column (``x`` for the batch).
+        Each hidden layer's output lives in ``wide[i]``, (n, size + 1), whose last column
+        is always 1: a bias is a weight on an input that is always 1, so with that column
+        the next layer's ``[h, 1] @ [w; b]`` adds the bias inside the matrix product, and
+        its weight gradient ``[h, 1].T @ dz`` brings the bias gradient (the column sums of
+        dz) with it. ``h[i]`` is the view of ``wide[i]`` without that column. These arrays
+        are column-major (order "F"), so that ``h[i]`` is one contiguous block: NumPy's
+        element-wise work on the row-by-row view a row-major ``wide`` would give is 2-4x
+        slower (matrix products take either layout).
 
-        The hidden layers' arrays are column-major (order "F"): then ``h[i]`` is one
-        contiguous block, and the element-wise work on it runs twice as fast as on the
-        row-by-row view a row-major ``wide`` would give (matrix products take either).
-        The batch stays row-major: images are gathered into it a row at a time.
+        The batch ``x`` itself is a plain row-major array (images are gathered into it a row
+        at a time; a column of ones beside it would make every write into it a slow
+        row-by-row one), so the first layer adds its bias and sums its bias gradient apart.
         """
         if self._workspace.get("n") != n:
             dt, hidden = self.dtype, self.sizes[1:-1]
-            wide = [np.ones((n, 785), dt)] + [np.ones((n, size + 1), dt, order="F") for size in hidden]
+            wide = [None] + [np.ones((n, size + 1), dt, order="F") for size in hidden]
             self._workspace = {
                 "n": n,
                 "pick": np.arange(n) * self.sizes[-1],  # flat index of row r's logits, + label
+                "ones": np.ones(n, dt),
                 "wide": wide,
-                "x": wide[0][:, :-1],
+                "x": np.empty((n, 784), dt),
                 "h": [None] + [w[:, :-1] for w in wide[1:]] + [np.empty((n, self.sizes[-1]), dt)],
                 "dh": [None] + [np.empty((n, size), dt, order="F") for size in hidden],
                 "relu'": [None] + [np.empty((n, size), dt, order="F") for size in hidden],
@@ -449,11 +452,14 @@ class DenseMLP(Network):
             ws["w_and_b"] = [None] + [p.stacked(f"w{i}", f"b{i}") for i in range(1, L + 1)]  # (n_in + 1, n_out)
             ws["dw_and_db"] = [None] + [g.stacked(f"w{i}", f"b{i}") for i in range(1, L + 1)]
         w_and_b, dw_and_db = ws["w_and_b"], ws["dw_and_db"]
-        if x is not ws["x"]:  # a batch not written into input_buffer: copy it in
-            ws["x"][...] = x.reshape(n, -1)
+        x = x.reshape(n, 784)
         for i in range(1, L + 1):  # forward
             z = hs[i]
-            np.matmul(wide[i - 1], w_and_b[i], out=z)  # [h_{i-1}, 1] @ [w_i; b_i]
+            if i == 1:
+                np.matmul(x, p["w1"], out=z)
+                z += p["b1"]
+            else:
+                np.matmul(wide[i - 1], w_and_b[i], out=z)  # [h_{i-1}, 1] @ [w_i; b_i]
             if i < L:
                 np.greater(z, 0, out=relu_grad[i], casting="unsafe")  # relu'(z) as 0.0 / 1.0
                 z *= relu_grad[i]  # h_i = relu(z_i), in place
@@ -469,13 +475,14 @@ class DenseMLP(Network):
         logits /= sums[:, None]  # softmax / n
         flat[pick] -= 1.0 / n  # dL/dlogits = (softmax - onehot) / n
         dz = logits
-        for i in range(L, 0, -1):  # backward
+        for i in range(L, 1, -1):  # backward
             np.matmul(wide[i - 1].T, dz, out=dw_and_db[i])  # [h, 1].T @ dz: dw_i and db_i
-            if i > 1:
-                dh = ws["dh"][i - 1]
-                np.matmul(dz, p[f"w{i}"].T, out=dh)  # (n, n_out) @ (n_out, n_in)
-                dh *= relu_grad[i - 1]
-                dz = dh
+            dh = ws["dh"][i - 1]
+            np.matmul(dz, p[f"w{i}"].T, out=dh)  # (n, n_out) @ (n_out, n_in)
+            dh *= relu_grad[i - 1]
+            dz = dh
+        np.matmul(x.T, dz, out=g["w1"])
+        np.matmul(ws["ones"], dz, out=g["b1"])  # the column sums of dz (a product beats .sum)
         return loss, g
 
 

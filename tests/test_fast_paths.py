@@ -140,9 +140,9 @@ def test_stacked_is_a_view_of_a_weight_and_its_bias_as_one_matrix():
 
 
 def test_a_batch_written_into_the_input_buffer_gives_the_same_step(mnist):
-    """The trainer gathers batches straight into the model's input buffer; the fused step
-    then reads it in place (its column of ones carries the bias). Same numbers as a batch
-    passed as an array of its own, step after step."""
+    """The trainer gathers batches straight into the model's input buffer, which the fused
+    step then reads in place. Same numbers as a batch passed as an array of its own, step
+    after step, and the hidden layers' columns of ones (which carry the biases) stay 1."""
     (x_train, y_train), _ = mnist
     x = x_train[:64].reshape(64, 784) / np.float32(255)
     model = DenseMLP(hidden=(32, 16), seed=4)
@@ -156,4 +156,4 @@ def test_a_batch_written_into_the_input_buffer_gives_the_same_step(mnist):
         for name in reference:
             np.testing.assert_array_equal(grads[name], reference[name], err_msg=name)
     wide = model._buffers(64)["wide"]
-    assert all(np.all(w[:, -1] == 1) for w in wide)  # the columns of ones are never written
+    assert all(np.all(w[:, -1] == 1) for w in wide[1:])  # the columns of ones are never written
