@@ -104,6 +104,7 @@ class Network:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.cache: dict[str, np.ndarray] = {}
         self._grads: ParamDict | None = None  # gradient buffers reused by loss_and_grads
+        self._input: np.ndarray | None = None  # see input_buffer
 
     @property
     def output(self) -> str:
@@ -158,6 +159,13 @@ class Network:
         logits, self.cache = self._forward(self._as_input(x))
         value, d_logits = loss_and_grad(logits, labels, self.loss, self.output, checked)
         return value, self.backward(d_logits, out=self._grad_buffers())
+
+    def input_buffer(self, n: int) -> np.ndarray:
+        """An (n, 784) array of this model's dtype, kept for batches of ``n``: the trainer
+        gathers each batch into it rather than into a new array every step."""
+        if self._input is None or len(self._input) != n:
+            self._input = np.empty((n, 784), self.dtype)
+        return self._input
 
     def _grad_buffers(self) -> ParamDict:
         if self._grads is None:
@@ -400,11 +408,6 @@ class DenseMLP(Network):
             labels = check_labels(labels, n)
         return self._relu_cross_entropy_step(x, labels)
 
-    def input_buffer(self, n: int) -> np.ndarray:
-        """An (n, 784) array of this model's dtype, kept for batches of ``n``: the trainer
-        gathers each batch into it rather than into a new array."""
-        return self._buffers(n)["x"]
-
     def _buffers(self, n):
         """Buffers for a batch of ``n``, allocated once per batch size.
 
@@ -429,7 +432,6 @@ class DenseMLP(Network):
                 "pick": np.arange(n) * self.sizes[-1],  # flat index of row r's logits, + label
                 "ones": np.ones(n, dt),
                 "wide": wide,
-                "x": np.empty((n, 784), dt),
                 "h": [None] + [w[:, :-1] for w in wide[1:]] + [np.empty((n, self.sizes[-1]), dt)],
                 "dh": [None] + [np.empty((n, size), dt, order="F") for size in hidden],
                 "relu'": [None] + [np.empty((n, size), dt, order="F") for size in hidden],

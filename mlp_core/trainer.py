@@ -304,12 +304,10 @@ class Trainer:
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
 
     def _images(self, idx) -> np.ndarray:
-        """The batch ``idx`` as float images in [0, 1], (n, 784), shifted if ``config.shift``;
-        written into the model's input buffer where it has one (the step then reads it
-        without a copy)."""
+        """The batch ``idx`` as float images in [0, 1], (n, 784), shifted if ``config.shift``,
+        written into the model's input buffer (valid until the next batch)."""
         n = len(idx)
-        buffer = getattr(self.model, "input_buffer", None)
-        out = buffer(n) if buffer else np.empty((n, 784), self.model.dtype)
+        out = self.model.input_buffer(n)
         if self.config.shift:
             x = self._shift_randomly(self.x_train[idx]).reshape(n, 784)
         elif self._rows.dtype == out.dtype:
