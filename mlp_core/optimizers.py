@@ -139,7 +139,7 @@ class Adam(Optimizer):
         m_sum *= b1
         m_sum += grad  # m = (1 - b1) m_sum
         v_sum *= b2
-        np.multiply(grad, grad, out=tmp)
+        np.square(grad, out=tmp)
         v_sum += tmp  # v = (1 - b2) v_sum
         # The update, lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - b1^t) and
         # v_hat = v / (1 - b2^t), is rewritten so that every constant folds into two numbers:
