@@ -442,9 +442,10 @@ class DenseMLP(Network):
         # The same math as _forward + loss_and_grad + backward, written into preallocated
         # buffers (no allocation per step) in as few NumPy calls as the math allows. The
         # tricks: biases ride inside the matrix products (see _buffers); relu is applied as
-        # z *= relu'(z), where relu'(z) = [z > 0] is a float array kept for the backward pass
-        # (np.maximum is ~3x slower on float32, as it also has to propagate NaNs); and the
-        # softmax cross-entropy gradient is formed in place on the logits.
+        # z *= relu'(z), where relu'(z) = [z > 0] is a float array the backward pass needs
+        # anyway (np.maximum alone costs more than the compare and the multiply together:
+        # it also has to propagate NaNs); and the softmax cross-entropy gradient is formed
+        # in place on the logits.
         ws = self._buffers(len(x))
         p, g, L = self.params, self._grad_buffers(), self.n_layers
         n, hs, wide, relu_grad = ws["n"], ws["h"], ws["wide"], ws["relu'"]
