@@ -12,7 +12,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test",
                "Lessons": "Lessons", "Notebook vs modern": "Notebook vs modern",
                "Why this answer": "Why this answer", "Inside the network": "Inside the network",
-               "Replay": "Replay"}
+               "Replay": "Replay", "NumPy vs Keras": "NumPy vs Keras"}
 
 
 def open_page(browser, url: str):

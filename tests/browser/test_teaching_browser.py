@@ -139,8 +139,7 @@ def test_replay_scrub_and_play(page):
 
 @pytest.mark.slow
 def test_numpy_vs_keras_runs_to_the_end_in_a_real_server(page, server):
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="NumPy vs Keras").click()
-    page.get_by_role("heading", name="NumPy vs Keras", exact=True).first.wait_for()
+    go(page, "NumPy vs Keras")
     page.get_by_text("What am I looking at?").first.wait_for()
     for label, value in (("Training images", "2,000"), ("Epochs", "2")):  # the defaults
         page.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id(
