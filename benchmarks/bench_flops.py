@@ -18,10 +18,12 @@ given as bytes as the ``train`` command gives them (each batch is scaled as it i
 "matmul only" = a loop of exactly those 8 products with the same shapes, the same
 transposed views and preallocated ``out=`` arrays: the limit for these shapes on this
 machine. Blocks of steps are interleaved (ours, matmuls, ours, ...) and the median block
-gives GFLOP/s. Done with 1 and with 2 BLAS threads, switched between blocks so that both
-are measured under the same load (with a pause after each switch, and who goes first
-alternating from round to round); the headline compares the faster of ours with the
-faster matmul loop (the machine's limit).
+gives GFLOP/s. Ours runs three ways: on 1 and on 2 BLAS threads, and on two processes
+(``TrainConfig(processes=2)``, one BLAS thread each, see mlp_core/parallel.py); the loop
+on 1 and on 2 BLAS threads, switched between blocks so that all are measured under the
+same load (with a pause after each switch, and who goes first alternating from round to
+round). The headline compares the fastest of ours with the faster matmul loop (the
+machine's limit); each setting is also given against the loop on as many cores.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class MatmulLoop:
                     matmul(dzs[i], ws[i - 1].T, out=dhs[i - 1])
 
 
+# How ours runs: name -> (BLAS threads, TrainConfig.processes). A setting on two cores is
+# compared with the matmul loop on two BLAS threads.
+SETTINGS = {"1 thread": (1, 1), "2 threads": (2, 1), "2 processes": (1, 2)}
+
+
 def run(quick: bool = False) -> dict:
     from mlp_core import DenseMLP, TrainConfig, Trainer, load_mnist, scale  # noqa: PLC0415
 
@@ -81,66 +88,82 @@ def run(quick: bool = False) -> dict:
     (x_train, y_train), _ = load_mnist()  # uint8, kept as bytes by the Trainer: as `train` does
     flop = flops_per_step()
     default_threads = common.blas_threads()
-    thread_settings = [1, 2] if common.cores() >= 2 and common.set_blas_threads(1) else [default_threads]
-    model = DenseMLP(hidden=SIZES[1:-1], seed=0)
-    trainer = Trainer(model, x_train, y_train, TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH))
+    two_cores = common.cores() >= 2 and common.set_blas_threads(1)
+    settings = SETTINGS if two_cores else {"1 thread": (default_threads or 1, 1)}
+    common.set_blas_threads(1)  # the second process of "2 processes" inherits nothing; ours starts at 1
+    trainers = {name: Trainer(DenseMLP(hidden=SIZES[1:-1], seed=0), x_train, y_train,
+                              TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH, processes=processes))
+                for name, (_, processes) in settings.items()}
     loop = MatmulLoop(scale(x_train[:BATCH]).reshape(BATCH, 784))
-    trainer.run(steps=block if quick else 468)  # warm-up: an epoch, so Adam's moments are real
-    samples = {threads: ([], []) for threads in thread_settings}
-    for threads in thread_settings:
-        common.set_blas_threads(threads)
-        loop.run(block)
-    for r in range(rounds):  # each round: ours and matmuls at each thread count in turn
-        for threads in thread_settings:
-            common.switch_blas_threads(threads)
-            trainer.run(steps=2)  # untimed: wakes the BLAS threads up
-            loop.run(2)
-            ours, matmuls = samples[threads]
-            for which in (("ours", "matmuls") if r % 2 == 0 else ("matmuls", "ours")):  # alternate who goes first
-                t0 = time.perf_counter()
-                trainer.run(steps=block) if which == "ours" else loop.run(block)
-                gflops = flop * block / (time.perf_counter() - t0) / 1e9
-                (ours if which == "ours" else matmuls).append(gflops)
-        common.log(f"flops: round {r + 1}/{rounds}: " + ", ".join(
-            f"{t} thread(s) ours {o[-1]:.1f} / matmuls {m[-1]:.1f} GFLOP/s" for t, (o, m) in samples.items()))
-    results = {threads: {"ours_gflops": common.spread(o), "matmul_gflops": common.spread(m)}
-               for threads, (o, m) in samples.items()}
-    common.set_blas_threads(default_threads)
+    blas_counts = sorted({blas for blas, _ in settings.values()} | {max(max(s) for s in settings.values())})
+    ours = {name: [] for name in settings}
+    matmuls = {threads: [] for threads in blas_counts}
+    try:
+        for name, (blas, _) in settings.items():  # warm-up: an epoch each, so Adam's moments are real
+            common.set_blas_threads(blas)
+            trainers[name].run(steps=block if quick else 468)
+        for r in range(rounds):  # each round: every contender once, in an order that alternates
+            for threads in blas_counts if r % 2 == 0 else blas_counts[::-1]:
+                common.switch_blas_threads(threads)  # with a pause: spinning threads settle
+                loop.run(2)  # untimed: wakes the BLAS threads up
+                contenders = [("matmuls", threads)] + [("ours", n) for n, (b, _) in settings.items() if b == threads]
+                for kind, key in contenders if r % 2 == 0 else contenders[::-1]:
+                    if kind == "ours":
+                        trainers[key].run(steps=2)
+                    t0 = time.perf_counter()
+                    trainers[key].run(steps=block) if kind == "ours" else loop.run(block)
+                    (ours[key] if kind == "ours" else matmuls[key]).append(flop * block / (time.perf_counter() - t0) / 1e9)
+                    if kind == "ours" and settings[key][1] > 1:
+                        time.sleep(0.05)  # the second process spins a few ms before it sleeps
+            common.log(f"flops: round {r + 1}/{rounds}: " + ", ".join(
+                [f"ours {n} {v[-1]:.1f}" for n, v in ours.items()]
+                + [f"matmuls {t} thr {v[-1]:.1f}" for t, v in matmuls.items()]) + " GFLOP/s")
+    finally:
+        for trainer in trainers.values():
+            trainer.close()
+        common.set_blas_threads(default_threads)
+    ours_spread = {name: common.spread(v) for name, v in ours.items()}
+    matmul_spread = {threads: common.spread(v) for threads, v in matmuls.items()}
+    cores_of = {name: max(blas, processes) for name, (blas, processes) in settings.items()}
 
-    best_threads = max(results, key=lambda t: results[t]["ours_gflops"]["median"])
-    limit_threads = max(results, key=lambda t: results[t]["matmul_gflops"]["median"])
-    best = results[best_threads]["ours_gflops"]["median"]
-    limit = results[limit_threads]["matmul_gflops"]["median"]
+    best = max(ours_spread, key=lambda n: ours_spread[n]["median"])
+    limit = max(matmul_spread, key=lambda t: matmul_spread[t]["median"])
     figures = [common.figure(
-        "flops_ratio", "Training FLOP rate vs the matmul-only loop", best, limit,
-        unit="GFLOP/s", ref_name=f"matmuls, {limit_threads} thr",
+        "flops_ratio", "Training FLOP rate vs the matmul-only loop", ours_spread[best]["median"],
+        matmul_spread[limit]["median"], unit="GFLOP/s", ref_name=f"matmuls, {limit} thr",
         goal={"on": "ratio", "op": ">=", "value": 0.55},
-        note=f"ours with {best_threads} BLAS thread(s), the faster; the limit is the faster matmul loop")]
-    for threads, r in results.items():
+        note=f"ours with {best}, the fastest; the limit is the faster matmul loop")]
+    for name in settings:
+        cores = cores_of[name]
         figures.append(common.figure(
-            f"flops_ratio_{threads}t", f"  FLOP rate, both with {threads} BLAS thread{'s' if threads > 1 else ''}",
-            r["ours_gflops"]["median"], r["matmul_gflops"]["median"], unit="GFLOP/s",
-            ref_name="matmuls"))
+            f"flops_ratio_{name.replace(' ', '_')}", f"  FLOP rate, ours with {name}",
+            ours_spread[name]["median"], matmul_spread[cores]["median"], unit="GFLOP/s",
+            ref_name=f"matmuls, {cores} thr"))
     return {
         "benchmark": "flops",
         "quick": quick,
-        "settings": {"sizes": SIZES, "batch_size": BATCH, "block_steps": block, "rounds": rounds},
+        "settings": {"sizes": SIZES, "batch_size": BATCH, "block_steps": block, "rounds": rounds,
+                     "ours": {n: {"blas_threads": b, "processes": p} for n, (b, p) in settings.items()}},
         "flop_per_step": flop,
         "formula": "2N(2*sum_l n_{l-1} n_l + sum_{l>=2} n_{l-1} n_l), N=128, sizes 784-128-64-10",
         "default_blas_threads": default_threads,
-        "by_blas_threads": results,
+        "ours_gflops": ours_spread,
+        "matmul_gflops": {str(t): v for t, v in matmul_spread.items()},
         "figures": figures,
     }
 
 
 def human(result: dict) -> str:
     rows = []
-    for threads, r in result["by_blas_threads"].items():
-        o, m = r["ours_gflops"], r["matmul_gflops"]
-        rows.append([threads, f"{o['median']:.1f}", f"{m['median']:.1f}", f"{o['median'] / m['median']:.2f}",
-                     f"{o['min']:.1f}-{o['max']:.1f}", f"{m['min']:.1f}-{m['max']:.1f}"])
+    for name, o in result["ours_gflops"].items():
+        s = result["settings"]["ours"][name]
+        cores = str(max(s["blas_threads"], s["processes"]))
+        m = result["matmul_gflops"][cores]
+        rows.append([name, f"{o['median']:.1f}", f"{m['median']:.1f} ({cores} thr)",
+                     f"{o['median'] / m['median']:.2f}", f"{o['min']:.1f}-{o['max']:.1f}",
+                     f"{m['min']:.1f}-{m['max']:.1f}"])
     return (f"FLOP rate: {result['flop_per_step']:,} FLOP per training step ({result['formula']})\n\n"
-            + common.table(["BLAS threads", "ours GFLOP/s", "matmul-only GFLOP/s", "ratio",
+            + common.table(["ours with", "ours GFLOP/s", "matmul-only GFLOP/s", "ratio",
                             "ours range", "matmul range"], rows)
             + "\n\n" + common.figures_table(result["figures"]))
 

@@ -54,10 +54,17 @@ class ParamDict(dict):
     the views (and the link to ``flat``) are never broken.
     """
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype):
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype, buffer: np.ndarray | None = None):
+        """Zeros, or views into ``buffer`` (a 1-D array of the right size and dtype, used as
+        it is: e.g. shared memory, see parallel.py)."""
         super().__init__()
         sizes = [math.prod(shape) for shape in shapes.values()]
-        self.flat = np.zeros(sum(sizes), dtype=dtype)
+        if buffer is None:
+            self.flat = np.zeros(sum(sizes), dtype=dtype)
+        elif buffer.shape != (sum(sizes),) or buffer.dtype != np.dtype(dtype):
+            raise ValueError(f"buffer must be ({sum(sizes)},) {np.dtype(dtype)}, got {buffer.shape} {buffer.dtype}")
+        else:
+            self.flat = buffer
         offset = 0
         for (name, shape), size in zip(shapes.items(), sizes):
             super().__setitem__(name, self.flat[offset:offset + size].reshape(shape))

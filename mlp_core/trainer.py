@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty on weight matrices; 0 = none
     schedule: str = "constant"  # "cosine" decays lr to 0 over each run's steps or time budget
     shift: int = 0  # move each training image by up to this many pixels (random, per image)
+    processes: int = 1  # 2: each step on two processes, half the batch each (parallel.py)
     eval_every: int = 1000  # steps between validation-accuracy checks (needs validation data)
     checkpoint_every: int = 100  # steps between copies of known-good weights (for divergence)
     blowup_patience: int = 50  # steps in a row with an exploding (finite) loss before stopping
@@ -54,6 +55,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (isinstance(self.shift, int) and 0 <= self.shift <= 4):
             raise ValueError(f"shift must be a whole number of pixels from 0 to 4, got {self.shift!r}")
+        if self.processes not in (1, 2):
+            raise ValueError(f"processes must be 1 or 2, got {self.processes!r}")
         if self.max_history < 2:
             raise ValueError(f"max_history must be >= 2, got {self.max_history}")
 
@@ -188,6 +191,11 @@ class Trainer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._checkpoint = (0, {k: v.copy() for k, v in model.params.items()})
+        self._pair = None
+        if config.processes == 2:
+            from .parallel import TwoProcessStep  # noqa: PLC0415 (starts a process: only when asked)
+
+            self._pair = TwoProcessStep(model, self.optimizer, config.batch_size, rows=self._rows)
 
     # -- called from any thread -------------------------------------------------------
     @property
@@ -234,7 +242,7 @@ class Trainer:
             raise ValueError(f"steps must be >= 0, got {steps}")
         if time_budget is not None and not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
-        cfg, model, optimizer = self.config, self.model, self.optimizer
+        cfg, model, optimizer, pair = self.config, self.model, self.optimizer, self._pair
         cosine = cfg.schedule == "cosine"
         self._stop.clear()
         with self._lock:
@@ -262,10 +270,15 @@ class Trainer:
                     last_report = now
                 idx = next(self._batches)
                 with self._lock:
-                    xb, yb = self._images(idx), self.y_train[idx]
+                    yb = self.y_train[idx]
+                    # Two processes each gather their half of the batch, when they can.
+                    xb = None if pair is not None and pair.gathers and not cfg.shift else self._images(idx)
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
-                    loss, grads = model.loss_and_grads(xb, yb, checked=True)  # loss of the current weights
+                    if pair is None:
+                        loss, grads = model.loss_and_grads(xb, yb, checked=True)  # loss of the current weights
+                    else:
+                        loss = pair.gradients(yb, idx=idx if xb is None else None, x=xb)
                     if not math.isfinite(loss):
                         status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
                         break
@@ -282,7 +295,10 @@ class Trainer:
                         huge_steps = 0
                         if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
                             self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
-                    optimizer.step(model.params, grads)
+                    if pair is None:
+                        optimizer.step(model.params, grads)
+                    else:
+                        pair.update()
                     self.step += 1
                     self.samples_seen += len(idx)
                     self.last_loss = loss
@@ -340,6 +356,8 @@ class Trainer:
 
     def _roll_back(self, what: str) -> str:
         """Restore the last known-good weights (lock held); return the message for the user."""
+        if self._pair is not None and self._pair.k > self._pair.updates:
+            self._pair.update(apply=False)  # the helper waits for the step's second half
         step, params = self._checkpoint
         self.model.set_params(params)
         self.optimizer.reset()  # its moments may hold inf/NaN too
@@ -349,6 +367,13 @@ class Trainer:
         return (f"Training diverged: {what}, so the learning rate ({self.base_lr:g}) is probably "
                 f"too high. The weights were restored to step {step}, the last ones known to be "
                 "finite. Try a learning rate 3-10x smaller.")
+
+    def close(self) -> None:
+        """End the second process of ``processes=2`` (the model keeps its weights)."""
+        if self._pair is not None:
+            with self._lock:
+                self._pair.close()
+                self._pair = None
 
     def _record_validation(self) -> None:
         accuracy = float(np.mean(self.model.predict(self.x_val) == self.y_val))

@@ -1,0 +1,295 @@
+"""One training step on two processes (data parallel), so that all of a step's work uses
+both cores, not only its matrix products.
+
+Why processes: NumPy runs its element-wise operations (Adam's passes over every weight,
+relu, softmax, the batch gather) on one core, about half of a step. A second Python
+*thread* cannot take half of them: the two threads wait on each other for the
+interpreter lock, and on this kind of machine each wait costs about what it frees (we
+measured three designs). A second process has an interpreter of its own.
+
+How: the weights, both halves' gradients, the optimizer's moments and the batch live in
+shared memory. Each step the trainer gathers the batch into it, and then
+
+1. ``gradients``: each process computes the gradient of its half of the batch (this
+   process the first half, the helper the second), and the loss;
+2. ``update``: each process averages the two gradients over its half of the *weights*
+   and applies the optimizer there; when both are done, the weights are whole again.
+
+The trainer looks at the loss between the two (to keep known-good weights, or to stop a
+run that diverged) exactly as it does with one process. The numbers are those of one
+process on the whole batch up to float rounding (the batch's gradient is summed in two
+parts); tests hold the two together.
+
+The helper is ``python -m mlp_core.parallel``, started by ``TwoProcessStep`` and told
+what to do through a few counters in the shared memory: while training, each side
+spin-waits for the other (a step is ~1 ms; waking a sleeping process would cost more);
+between runs the helper sleeps, and it exits when told to or when this process is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from multiprocessing import resource_tracker, shared_memory
+
+import numpy as np
+
+from .networks import DenseMLP, ParamDict, build_model
+from .optimizers import Optimizer, make_optimizer
+
+# The control counters (int64) and values (float64) at the end of the shared memory.
+GO, HELPER_GRADS, MAIN_UPDATE, HELPER_DONE, STOP, READY = range(6)
+LR, T, HELPER_LOSS, APPLY, GATHER = range(5)
+START_TIMEOUT = 120.0  # seconds for the helper to import NumPy and attach (a busy CI machine)
+
+
+def _layout(n_params: int, n_states: int, batch: int, dtype, rows_shape=(0, 784),
+            rows_dtype=np.uint8) -> dict[str, tuple[int, tuple, object]]:
+    """name -> (byte offset, shape, dtype) of every array in the shared memory."""
+    arrays = [("params", (n_params,), dtype), ("grads_a", (n_params,), dtype), ("grads_b", (n_params,), dtype),
+              ("grad", (n_params,), dtype), ("scratch", (n_params,), dtype)]
+    arrays += [(f"state{i}", (n_params,), dtype) for i in range(n_states)]
+    arrays += [("x", (batch, 784), dtype), ("labels", (batch,), np.int64), ("idx", (batch,), np.int64),
+               ("ctrl", (8,), np.int64), ("vals", (8,), np.float64), ("rows", rows_shape, rows_dtype)]
+    layout, offset = {}, 0
+    for name, shape, dt in arrays:
+        offset = -(-offset // 64) * 64  # each array on its own cache line
+        layout[name] = (offset, shape, dt)
+        offset += int(np.prod(shape)) * np.dtype(dt).itemsize
+    layout["_size"] = (offset, (), None)
+    return layout
+
+
+def _arrays(shm: shared_memory.SharedMemory, layout) -> dict[str, np.ndarray]:
+    return {name: np.ndarray(shape, dt, buffer=shm.buf, offset=offset)
+            for name, (offset, shape, dt) in layout.items() if not name.startswith("_")}
+
+
+def _spin_until(ctrl: np.ndarray, index: int, target: int, alive=None, what: str = "") -> None:
+    """Wait until ``ctrl[index] >= target``: spinning first, then sleeping ever longer."""
+    spins = 0
+    while ctrl[index] < target:
+        spins += 1
+        if spins > 20_000:
+            time.sleep(min(0.01, 1e-6 * (spins - 20_000)))
+            if alive is not None and spins % 256 == 0 and not alive():
+                raise RuntimeError(f"the other training process stopped ({what})")
+
+
+def _gather(a: dict[str, np.ndarray], lo: int, hi: int) -> None:
+    """Training images idx[lo:hi] into x[lo:hi], as floats in [0, 1]: the numbers the
+    trainer's own gathering gives (bytes go through data.scale's float32 multiply)."""
+    rows, out, idx = a["rows"], a["x"][lo:hi], a["idx"][lo:hi]
+    if rows.dtype == np.uint8:  # only for a float32 model (see TwoProcessStep)
+        np.copyto(out, np.take(rows, idx, axis=0, mode="clip"), casting="unsafe")
+        out *= np.float32(1 / 255)
+    else:  # rows of the model's own dtype
+        np.take(rows, idx, axis=0, out=out, mode="clip")
+
+
+def _combine_and_update(optimizer: Optimizer, a: dict[str, np.ndarray], lo: int, hi: int,
+                        weight_a: float) -> None:
+    """The batch's gradient on weights lo:hi, from the two halves' gradients, and the
+    optimizer's update of those weights."""
+    grad, scratch = a["grad"][lo:hi], a["scratch"][lo:hi]
+    if weight_a == 0.5:  # two equal halves: the mean of the two means
+        np.add(a["grads_a"][lo:hi], a["grads_b"][lo:hi], out=grad)
+        grad *= 0.5
+    else:
+        np.multiply(a["grads_a"][lo:hi], weight_a, out=grad)
+        np.multiply(a["grads_b"][lo:hi], 1 - weight_a, out=scratch)
+        grad += scratch
+    states = [a[f"state{i}"][lo:hi] for i in range(len(optimizer._state_names))]
+    optimizer._update(a["params"][lo:hi], grad, *states, scratch)
+
+
+def check_supported(model, optimizer: Optimizer, batch_size: int) -> None:
+    """A clear ValueError unless two processes can train this model with this optimizer."""
+    if not (isinstance(model, DenseMLP) and model.activation == "relu" and model.loss == "cross_entropy"):
+        raise ValueError("two processes train dense models with relu and cross-entropy only "
+                         f"(got {model.describe()}, loss {model.loss})")
+    if optimizer.weight_decay:
+        raise ValueError("two processes do not support weight decay")
+    if batch_size < 2:
+        raise ValueError("two processes need a batch of at least 2 images")
+
+
+class TwoProcessStep:
+    """Binds ``model``'s weights and gradients, and ``optimizer``'s state, to shared memory
+    and starts the helper process. ``close()`` ends it (also done when garbage collected)."""
+
+    def __init__(self, model: DenseMLP, optimizer: Optimizer, batch_size: int, rows: np.ndarray | None = None):
+        """``rows``: the training images, (N, 784), uint8 or floats of the model's dtype.
+        Given, they are copied into the shared memory once and each process gathers its
+        own half of every batch (``gradients(labels, idx=...)``)."""
+        check_supported(model, optimizer, batch_size)
+        self.model, self.optimizer, self.n = model, optimizer, batch_size
+        self.half = batch_size // 2  # this process: images 0:half; the helper: half:n
+        shapes, dtype = model.param_shapes(), model.dtype
+        if rows is not None and not (rows.dtype == dtype or (rows.dtype == np.uint8 and dtype == np.float32)):
+            rows = None  # then the trainer gathers whole batches itself
+        self.gathers = rows is not None
+        rows_shape, rows_dtype = (rows.shape, rows.dtype) if self.gathers else ((0, 784), np.uint8)
+        n_params = model.params.flat.size
+        self.split = n_params // 2  # this process updates weights 0:split; the helper the rest
+        self.layout = _layout(n_params, len(optimizer._state_names), batch_size, dtype, rows_shape, rows_dtype)
+        self.shm = shared_memory.SharedMemory(create=True, size=self.layout["_size"][0])
+        self.a = a = _arrays(self.shm, self.layout)
+        a["ctrl"][:] = 0
+        if self.gathers:
+            a["rows"][...] = rows
+        params = ParamDict(shapes, dtype, buffer=a["params"])
+        params.flat[...] = model.params.flat
+        model.params = params
+        model._grads = ParamDict(shapes, dtype, buffer=a["grads_a"])
+        model._input = a["x"]  # the trainer gathers each batch straight into shared memory
+        self._attach_optimizer()
+        self.k = self.updates = 0  # steps started, and steps whose update is done
+        spec = {"shm": self.shm.name, "model": model.config(), "optimizer": optimizer.config(),
+                "batch_size": batch_size, "rows": [list(rows_shape), np.dtype(rows_dtype).str],
+                "parent": os.getpid()}
+        env = dict(os.environ)  # the helper imports this very mlp_core, wherever it is
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
+        self.helper = subprocess.Popen([sys.executable, "-m", "mlp_core.parallel", json.dumps(spec)],
+                                       stdin=subprocess.DEVNULL, env=env)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while a["ctrl"][READY] == 0:
+                if self.helper.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the second training process did not start")
+                time.sleep(0.01)
+        except BaseException:
+            self.close()
+            raise
+
+    def _attach_optimizer(self) -> None:
+        """Point the optimizer's state at shared memory (again after a reset: zeroed)."""
+        opt, a, shapes, dtype = self.optimizer, self.a, self.model.param_shapes(), self.model.dtype
+        opt._scratch = ParamDict(shapes, dtype, buffer=a["scratch"])
+        for i, name in enumerate(opt._state_names):
+            a[f"state{i}"][:] = 0
+            setattr(opt, name, ParamDict(shapes, dtype, buffer=a[f"state{i}"]))
+
+    def _alive(self) -> bool:
+        return self.helper.poll() is None
+
+    def gradients(self, labels: np.ndarray, idx: np.ndarray | None = None, x: np.ndarray | None = None) -> float:
+        """Step 1: both halves' gradients for the batch of training images ``idx`` (each
+        process gathers its half; needs ``rows``) or of images ``x`` (n, 784), and its
+        ``labels``. Returns the batch's mean loss."""
+        a, n, h = self.a, self.n, self.half
+        if idx is not None:
+            a["idx"][:] = idx
+        elif x is not a["x"]:
+            a["x"][...] = x.reshape(n, 784)
+        a["vals"][GATHER] = 1.0 if idx is not None else 0.0
+        a["labels"][:] = labels
+        if self.optimizer._scratch is None or self.optimizer._scratch.flat is not a["scratch"]:
+            self._attach_optimizer()  # the trainer reset the optimizer (after divergence)
+        self.optimizer.t += 1
+        a["vals"][LR], a["vals"][T] = self.optimizer.lr, self.optimizer.t
+        self.k += 1
+        a["ctrl"][GO] = self.k
+        if idx is not None:
+            _gather(a, 0, h)
+        loss_a, _ = self.model.loss_and_grads(a["x"][:h], a["labels"][:h], checked=True)
+        _spin_until(a["ctrl"], HELPER_GRADS, self.k, self._alive, "computing its gradient")
+        return (h * loss_a + (n - h) * float(a["vals"][HELPER_LOSS])) / n
+
+    def update(self, apply: bool = True) -> None:
+        """Step 2: the optimizer's update of every weight (skipped by both if not ``apply``)."""
+        a = self.a
+        a["vals"][APPLY] = 1.0 if apply else 0.0
+        a["ctrl"][MAIN_UPDATE] = self.k
+        if apply:
+            _combine_and_update(self.optimizer, a, 0, self.split, self.half / self.n)
+        _spin_until(a["ctrl"], HELPER_DONE, self.k, self._alive, "updating its weights")
+        self.updates = self.k
+
+    def close(self) -> None:
+        """End the helper and free the shared memory (the model keeps its weights)."""
+        if self.shm is None:
+            return
+        model = self.model
+        own = ParamDict(model.param_shapes(), model.dtype)  # the weights leave shared memory
+        own.flat[...] = model.params.flat
+        model.params, model._grads, model._input = own, None, None
+        opt = self.optimizer
+        if opt._scratch is not None and opt._scratch.flat is self.a["scratch"]:
+            for name in opt._state_names:
+                setattr(opt, name, ParamDict(model.param_shapes(), model.dtype, buffer=getattr(opt, name).flat.copy()))
+            opt._scratch = None
+        self.a["ctrl"][STOP] = 1
+        try:
+            self.helper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.helper.kill()
+        self.a = None
+        self.shm.close()
+        self.shm.unlink()
+        self.shm = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown: nothing left to do)
+            pass
+
+
+def _helper(spec: dict) -> None:
+    """The second process: half of every step's gradient and update, until told to stop."""
+    from .blas import set_blas_threads  # noqa: PLC0415
+
+    set_blas_threads(1)  # two processes, two cores
+    shm = shared_memory.SharedMemory(name=spec["shm"])
+    # Python 3.11 registers a segment it merely attaches to with its resource tracker,
+    # which would unlink it when this process ends: the trainer's process owns it.
+    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
+    try:
+        model = build_model(spec["model"])
+        opt_cfg = dict(spec["optimizer"])
+        optimizer = make_optimizer(opt_cfg.pop("optimizer"), **opt_cfg)
+        n = spec["batch_size"]
+        h, n_params = n // 2, model.params.flat.size
+        split = n_params // 2
+        rows_shape, rows_dtype = spec["rows"]
+        a = _arrays(shm, _layout(n_params, len(optimizer._state_names), n, model.dtype,
+                                 tuple(rows_shape), np.dtype(rows_dtype)))
+        shapes, dtype = model.param_shapes(), model.dtype
+        model.params = ParamDict(shapes, dtype, buffer=a["params"])
+        model._grads = ParamDict(shapes, dtype, buffer=a["grads_b"])
+        ctrl, vals, parent = a["ctrl"], a["vals"], spec["parent"]
+        trainer_alive = lambda: os.getppid() == parent  # noqa: E731
+        ctrl[READY] = 1
+        done = 0
+        while True:
+            spins = 0
+            while ctrl[GO] <= done and not ctrl[STOP]:  # wait for a step: spin, then sleep
+                spins += 1
+                if spins > 20_000:
+                    time.sleep(0.002)
+                    if spins % 256 == 0 and not trainer_alive():
+                        return  # the trainer's process is gone
+            if ctrl[STOP]:
+                return
+            done = int(ctrl[GO])
+            optimizer.lr, optimizer.t = float(vals[LR]), int(vals[T])
+            if vals[GATHER]:
+                _gather(a, h, n)
+            loss, _ = model.loss_and_grads(a["x"][h:], a["labels"][h:], checked=True)
+            vals[HELPER_LOSS] = loss
+            ctrl[HELPER_GRADS] = done
+            _spin_until(ctrl, MAIN_UPDATE, done, trainer_alive, "the trainer")
+            if vals[APPLY]:
+                _combine_and_update(optimizer, a, split, n_params, h / n)
+            ctrl[HELPER_DONE] = done
+    finally:
+        shm.close()
+
+
+if __name__ == "__main__":
+    _helper(json.loads(sys.argv[1]))
