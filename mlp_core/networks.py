@@ -445,7 +445,7 @@ class DenseMLP(Network):
             }
         return self._workspace
 
-    def _relu_cross_entropy_step(self, x, labels):
+    def _relu_cross_entropy_step(self, x, labels, mean_over: int | None = None):
         # The same math as _forward + loss_and_grad + backward, written into preallocated
         # buffers (no allocation per step) in as few NumPy calls as the math allows. The
         # tricks: biases ride inside the matrix products (see _buffers); relu is applied as
@@ -476,14 +476,17 @@ class DenseMLP(Network):
         # Softmax cross-entropy on the logits (n, 10), in place:
         logits = hs[L]
         flat, pick = logits.reshape(-1), ws["pick"] + labels  # pick: each row's true digit
+        # The loss is the mean over the batch, or a part of the mean over ``mean_over``
+        # images when the batch is part of a larger one (parallel.py sums the parts).
+        total = mean_over or n
         logits -= logits.max(axis=1, keepdims=True)  # max entry 0: exp cannot overflow
         true_logit_sum = float(flat[pick].sum())
         np.exp(logits, out=logits)
         sums = logits.sum(axis=1)  # (n,), each >= 1
-        loss = (float(np.log(sums).sum()) - true_logit_sum) / n  # mean of -log softmax[true]
-        sums *= n
-        logits /= sums[:, None]  # softmax / n
-        flat[pick] -= 1.0 / n  # dL/dlogits = (softmax - onehot) / n
+        loss = (float(np.log(sums).sum()) - true_logit_sum) / total  # mean of -log softmax[true]
+        sums *= total
+        logits /= sums[:, None]  # softmax / total
+        flat[pick] -= 1.0 / total  # dL/dlogits = (softmax - onehot) / total
         dz = logits
         for i in range(L, 1, -1):  # backward
             np.matmul(wide[i - 1].T, dz, out=dw_and_db[i])  # [h, 1].T @ dz: dw_i and db_i

@@ -10,10 +10,11 @@ measured three designs). A second process has an interpreter of its own.
 How: the weights, both halves' gradients, the optimizer's moments and the batch live in
 shared memory. Each step the trainer gathers the batch into it, and then
 
-1. ``gradients``: each process computes the gradient of its half of the batch (this
-   process the first half, the helper the second), and the loss;
-2. ``update``: each process averages the two gradients over its half of the *weights*
-   and applies the optimizer there; when both are done, the weights are whole again.
+1. ``gradients``: each process computes its half of the batch's loss and gradient (this
+   process the first half of the images, the helper the second), each already divided
+   by the whole batch's size, so that the two halves add up to the batch's mean;
+2. ``update``: each process adds the two gradients over its half of the *weights* and
+   applies the optimizer there; when both are done, the weights are whole again.
 
 The trainer looks at the loss between the two (to keep known-good weights, or to stop a
 run that diverged) exactly as it does with one process. The numbers are those of one
@@ -90,18 +91,11 @@ def _gather(a: dict[str, np.ndarray], lo: int, hi: int) -> None:
         np.take(rows, idx, axis=0, out=out, mode="clip")
 
 
-def _combine_and_update(optimizer: Optimizer, a: dict[str, np.ndarray], lo: int, hi: int,
-                        weight_a: float) -> None:
-    """The batch's gradient on weights lo:hi, from the two halves' gradients, and the
-    optimizer's update of those weights."""
+def _combine_and_update(optimizer: Optimizer, a: dict[str, np.ndarray], lo: int, hi: int) -> None:
+    """The batch's gradient on weights lo:hi (each half's gradient is its share of the
+    batch's mean already: their sum) and the optimizer's update of those weights."""
     grad, scratch = a["grad"][lo:hi], a["scratch"][lo:hi]
-    if weight_a == 0.5:  # two equal halves: the mean of the two means
-        np.add(a["grads_a"][lo:hi], a["grads_b"][lo:hi], out=grad)
-        grad *= 0.5
-    else:
-        np.multiply(a["grads_a"][lo:hi], weight_a, out=grad)
-        np.multiply(a["grads_b"][lo:hi], 1 - weight_a, out=scratch)
-        grad += scratch
+    np.add(a["grads_a"][lo:hi], a["grads_b"][lo:hi], out=grad)
     states = [a[f"state{i}"][lo:hi] for i in range(len(optimizer._state_names))]
     optimizer._update(a["params"][lo:hi], grad, *states, scratch)
 
@@ -196,9 +190,9 @@ class TwoProcessStep:
         a["ctrl"][GO] = self.k
         if idx is not None:
             _gather(a, 0, h)
-        loss_a, _ = self.model.loss_and_grads(a["x"][:h], a["labels"][:h], checked=True)
+        loss_a, _ = self.model._relu_cross_entropy_step(a["x"][:h], a["labels"][:h], mean_over=n)
         _spin_until(a["ctrl"], HELPER_GRADS, self.k, self._alive, "computing its gradient")
-        return (h * loss_a + (n - h) * float(a["vals"][HELPER_LOSS])) / n
+        return loss_a + float(a["vals"][HELPER_LOSS])
 
     def update(self, apply: bool = True) -> None:
         """Step 2: the optimizer's update of every weight (skipped by both if not ``apply``)."""
@@ -206,7 +200,7 @@ class TwoProcessStep:
         a["vals"][APPLY] = 1.0 if apply else 0.0
         a["ctrl"][MAIN_UPDATE] = self.k
         if apply:
-            _combine_and_update(self.optimizer, a, 0, self.split, self.half / self.n)
+            _combine_and_update(self.optimizer, a, 0, self.split)
         _spin_until(a["ctrl"], HELPER_DONE, self.k, self._alive, "updating its weights")
         self.updates = self.k
 
@@ -280,12 +274,12 @@ def _helper(spec: dict) -> None:
             optimizer.lr, optimizer.t = float(vals[LR]), int(vals[T])
             if vals[GATHER]:
                 _gather(a, h, n)
-            loss, _ = model.loss_and_grads(a["x"][h:], a["labels"][h:], checked=True)
+            loss, _ = model._relu_cross_entropy_step(a["x"][h:], a["labels"][h:], mean_over=n)
             vals[HELPER_LOSS] = loss
             ctrl[HELPER_GRADS] = done
             _spin_until(ctrl, MAIN_UPDATE, done, trainer_alive, "the trainer")
             if vals[APPLY]:
-                _combine_and_update(optimizer, a, split, n_params, h / n)
+                _combine_and_update(optimizer, a, split, n_params)
             ctrl[HELPER_DONE] = done
     finally:
         shm.close()
