@@ -140,7 +140,7 @@ def run(quick: bool = False) -> dict:
 def human(result: dict) -> str:
     keys = [("run_step_us", "Trainer.run step"), ("matmuls_us", "  matmuls (8 products)"),
             ("loss_and_grads_other_us", "  rest of loss_and_grads"), ("adam_us", "  Adam step"),
-            ("gather_us", "  batch gather x[idx], y[idx]"), ("indices_us", "  batch indices"),
+            ("gather_us", "  batch gather (trainer._images), labels"), ("indices_us", "  batch indices"),
             ("trainer_overhead_us", "  Trainer.run Python overhead")]
     columns = [(name, threads) for name, by_t in result["models"].items() for threads in by_t]
     headers = ["microseconds per step"] + [f"{n.split()[0]}, {t} thr" for n, t in columns]
