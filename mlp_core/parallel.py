@@ -212,11 +212,11 @@ class TwoProcessStep:
         own = ParamDict(model.param_shapes(), model.dtype)  # the weights leave shared memory
         own.flat[...] = model.params.flat
         model.params, model._grads, model._input = own, None, None
-        opt = self.optimizer
-        if opt._scratch is not None and opt._scratch.flat is self.a["scratch"]:
+        opt, shapes = self.optimizer, model.param_shapes()
+        if opt._scratch is not None and opt._scratch.flat is self.a["scratch"]:  # the moments too
             for name in opt._state_names:
-                setattr(opt, name, ParamDict(model.param_shapes(), model.dtype, buffer=getattr(opt, name).flat.copy()))
-            opt._scratch = None
+                setattr(opt, name, ParamDict(shapes, model.dtype, buffer=getattr(opt, name).flat.copy()))
+            opt._scratch = ParamDict(shapes, model.dtype)
         self.a["ctrl"][STOP] = 1
         try:
             self.helper.wait(timeout=10)

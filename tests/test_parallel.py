@@ -54,6 +54,23 @@ def test_two_processes_train_like_one(mnist, dtype, rtol, shift):
     assert not np.array_equal(one_params["w1"], DenseMLP(hidden=(32, 16), seed=3, dtype=dtype).params["w1"])
 
 
+def test_an_odd_batch_and_training_on_after_close_keep_the_numbers_of_one_process(mnist):
+    """33 images a step: 16 in one process, 17 in the other. After close, the trainer goes
+    on in one process with the same weights and Adam moments."""
+    (x_train, y_train), _ = mnist
+    x, y = x_train[:2000], y_train[:2000]
+    runs = []
+    for processes in (1, 2):
+        trainer = Trainer(DenseMLP(hidden=(24,), seed=5, dtype=np.float64), x, y,
+                          TrainConfig(optimizer="adam", lr=2e-3, batch_size=33, processes=processes))
+        trainer.run(steps=20)
+        trainer.close()
+        trainer.run(steps=20)
+        runs.append({k: v.copy() for k, v in trainer.model.params.items()})
+    for name, value in runs[0].items():
+        np.testing.assert_allclose(runs[1][name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_a_diverging_run_on_two_processes_restores_sane_weights_and_goes_on(mnist):
     (x_train, y_train), _ = mnist
     trainer = Trainer(DenseMLP(hidden=(32,), seed=0), x_train[:2000], y_train[:2000],
