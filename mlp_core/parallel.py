@@ -38,6 +38,7 @@ from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
 
+from .data import scale
 from .networks import DenseMLP, ParamDict, build_model
 from .optimizers import Optimizer, make_optimizer
 
@@ -82,11 +83,10 @@ def _spin_until(ctrl: np.ndarray, index: int, target: int, alive=None, what: str
 
 def _gather(a: dict[str, np.ndarray], lo: int, hi: int) -> None:
     """Training images idx[lo:hi] into x[lo:hi], as floats in [0, 1]: the numbers the
-    trainer's own gathering gives (bytes go through data.scale's float32 multiply)."""
+    trainer's own gathering gives."""
     rows, out, idx = a["rows"], a["x"][lo:hi], a["idx"][lo:hi]
     if rows.dtype == np.uint8:  # only for a float32 model (see TwoProcessStep)
-        np.copyto(out, np.take(rows, idx, axis=0, mode="clip"), casting="unsafe")
-        out *= np.float32(1 / 255)
+        scale(np.take(rows, idx, axis=0, mode="clip"), out=out)
     else:  # rows of the model's own dtype
         np.take(rows, idx, axis=0, out=out, mode="clip")
 

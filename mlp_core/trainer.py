@@ -333,10 +333,7 @@ class Trainer:
         else:
             x = np.take(self._rows, idx, axis=0, mode="clip")
         if x.dtype == np.uint8 and out.dtype == np.float32:
-            # data.scale, in two steps into ``out`` (the same float32 numbers): gathering
-            # bytes and converting them costs a third of gathering ready floats.
-            np.copyto(out, x, casting="unsafe")
-            out *= np.float32(1 / 255)
+            scale(x, out=out)  # gathering bytes and scaling them costs less than ready floats
         else:
             out[...] = _as_float_images(x)
         return out

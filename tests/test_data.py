@@ -48,6 +48,15 @@ def test_unknown_source_and_missing_file():
         data.load_mnist(path="/nonexistent/mnist.npz")
 
 
+def test_scale_into_an_array_gives_the_same_numbers():
+    images = np.arange(256, dtype=np.uint8).reshape(4, 64)
+    out = np.full((4, 64), -1, np.float32)
+    assert data.scale(images, out=out) is out
+    np.testing.assert_array_equal(out, data.scale(images))  # bit for bit
+    with pytest.raises(ValueError, match="float32"):
+        data.scale(images, out=np.empty((4, 64), np.float64))
+
+
 def test_scale_flatten_one_hot():
     images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
     scaled = data.scale(images)
