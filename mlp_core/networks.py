@@ -65,9 +65,11 @@ class ParamDict(dict):
             raise ValueError(f"buffer must be ({sum(sizes)},) {np.dtype(dtype)}, got {buffer.shape} {buffer.dtype}")
         else:
             self.flat = buffer
+        self._start = {}  # name -> where its values begin in flat
         offset = 0
         for (name, shape), size in zip(shapes.items(), sizes):
             super().__setitem__(name, self.flat[offset:offset + size].reshape(shape))
+            self._start[name] = offset
             offset += size
 
     def __deepcopy__(self, memo):
@@ -80,10 +82,8 @@ class ParamDict(dict):
         """One 2-D view of two neighbours in ``flat`` whose rows have the same length, the
         second's rows under the first's: ``stacked("w1", "b1")`` is [w1; b1], (n_in + 1, n_out)."""
         a, b = self[first], self[second]
-        width = a.shape[-1]
-        start = a.__array_interface__["data"][0] - self.flat.__array_interface__["data"][0]
-        start //= self.flat.itemsize
-        if b.shape[-1] != width or b.__array_interface__["data"][0] != a.__array_interface__["data"][0] + a.nbytes:
+        width, start = a.shape[-1], self._start[first]
+        if b.shape[-1] != width or self._start[second] != start + a.size:
             raise ValueError(f"{first} and {second} are not neighbours with rows of the same length")
         return self.flat[start:start + a.size + b.size].reshape(-1, width)
 
@@ -457,7 +457,7 @@ class DenseMLP(Network):
         p, g, L = self.params, self._grad_buffers(), self.n_layers
         n, hs, wide, relu_grad = ws["n"], ws["h"], ws["wide"], ws["relu'"]
         made_from = ws.get("stacked_from", (None, None))
-        if made_from[0] is not p.flat or made_from[1] is not g.flat:  # made once: ~10 us each
+        if made_from[0] is not p.flat or made_from[1] is not g.flat:  # made once, not every step
             ws["stacked_from"] = (p.flat, g.flat)
             ws["w_and_b"] = [None] + [p.stacked(f"w{i}", f"b{i}") for i in range(1, L + 1)]  # (n_in + 1, n_out)
             ws["dw_and_db"] = [None] + [g.stacked(f"w{i}", f"b{i}") for i in range(1, L + 1)]
