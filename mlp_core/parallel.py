@@ -29,6 +29,7 @@ between runs the helper sleeps, and it exits when told to or when this process i
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -49,8 +50,8 @@ START_TIMEOUT = 120.0  # seconds for the helper to import NumPy and attach (a bu
 
 
 def _layout(n_params: int, n_states: int, batch: int, dtype, rows_shape=(0, 784),
-            rows_dtype=np.uint8) -> dict[str, tuple[int, tuple, object]]:
-    """name -> (byte offset, shape, dtype) of every array in the shared memory."""
+            rows_dtype=np.uint8) -> tuple[dict[str, tuple[int, tuple, object]], int]:
+    """name -> (byte offset, shape, dtype) of every array in the shared memory, and its size."""
     arrays = [("params", (n_params,), dtype), ("grads_a", (n_params,), dtype), ("grads_b", (n_params,), dtype),
               ("grad", (n_params,), dtype), ("scratch", (n_params,), dtype)]
     arrays += [(f"state{i}", (n_params,), dtype) for i in range(n_states)]
@@ -61,13 +62,12 @@ def _layout(n_params: int, n_states: int, batch: int, dtype, rows_shape=(0, 784)
         offset = -(-offset // 64) * 64  # each array on its own cache line
         layout[name] = (offset, shape, dt)
         offset += int(np.prod(shape)) * np.dtype(dt).itemsize
-    layout["_size"] = (offset, (), None)
-    return layout
+    return layout, offset
 
 
 def _arrays(shm: shared_memory.SharedMemory, layout) -> dict[str, np.ndarray]:
     return {name: np.ndarray(shape, dt, buffer=shm.buf, offset=offset)
-            for name, (offset, shape, dt) in layout.items() if not name.startswith("_")}
+            for name, (offset, shape, dt) in layout.items()}
 
 
 def _spin_until(ctrl: np.ndarray, index: int, target: int, alive=None, what: str = "") -> None:
@@ -129,9 +129,9 @@ class TwoProcessStep:
         rows_shape, rows_dtype = (rows.shape, rows.dtype) if self.gathers else ((0, 784), np.uint8)
         n_params = model.params.flat.size
         self.split = n_params // 2  # this process updates weights 0:split; the helper the rest
-        self.layout = _layout(n_params, len(optimizer._state_names), batch_size, dtype, rows_shape, rows_dtype)
-        self.shm = shared_memory.SharedMemory(create=True, size=self.layout["_size"][0])
-        self.a = a = _arrays(self.shm, self.layout)
+        layout, size = _layout(n_params, len(optimizer._state_names), batch_size, dtype, rows_shape, rows_dtype)
+        self.shm = shared_memory.SharedMemory(create=True, size=size)
+        self.a = a = _arrays(self.shm, layout)
         a["ctrl"][:] = 0
         if self.gathers:
             a["rows"][...] = rows
@@ -195,7 +195,10 @@ class TwoProcessStep:
         return loss_a + float(a["vals"][HELPER_LOSS])
 
     def update(self, apply: bool = True) -> None:
-        """Step 2: the optimizer's update of every weight (skipped by both if not ``apply``)."""
+        """Step 2: the optimizer's update of every weight (skipped by both if not ``apply``).
+        Does nothing when this step's update is done already."""
+        if self.updates == self.k:
+            return
         a = self.a
         a["vals"][APPLY] = 1.0 if apply else 0.0
         a["ctrl"][MAIN_UPDATE] = self.k
@@ -208,15 +211,12 @@ class TwoProcessStep:
         """End the helper and free the shared memory (the model keeps its weights)."""
         if self.shm is None:
             return
-        model = self.model
-        own = ParamDict(model.param_shapes(), model.dtype)  # the weights leave shared memory
-        own.flat[...] = model.params.flat
-        model.params, model._grads, model._input = own, None, None
-        opt, shapes = self.optimizer, model.param_shapes()
+        model = self.model  # the weights leave shared memory (copies of the same layout)
+        model.params, model._grads, model._input = copy.deepcopy(model.params), None, None
+        opt = self.optimizer
         if opt._scratch is not None and opt._scratch.flat is self.a["scratch"]:  # the moments too
-            for name in opt._state_names:
-                setattr(opt, name, ParamDict(shapes, model.dtype, buffer=getattr(opt, name).flat.copy()))
-            opt._scratch = ParamDict(shapes, model.dtype)
+            for name in ("_scratch", *opt._state_names):
+                setattr(opt, name, copy.deepcopy(getattr(opt, name)))
         self.a["ctrl"][STOP] = 1
         try:
             self.helper.wait(timeout=10)
@@ -251,8 +251,9 @@ def _helper(spec: dict) -> None:
         h, n_params = n // 2, model.params.flat.size
         split = n_params // 2
         rows_shape, rows_dtype = spec["rows"]
-        a = _arrays(shm, _layout(n_params, len(optimizer._state_names), n, model.dtype,
-                                 tuple(rows_shape), np.dtype(rows_dtype)))
+        layout, _ = _layout(n_params, len(optimizer._state_names), n, model.dtype,
+                            tuple(rows_shape), np.dtype(rows_dtype))
+        a = _arrays(shm, layout)
         shapes, dtype = model.param_shapes(), model.dtype
         model.params = ParamDict(shapes, dtype, buffer=a["params"])
         model._grads = ParamDict(shapes, dtype, buffer=a["grads_b"])

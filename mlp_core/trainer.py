@@ -353,8 +353,8 @@ class Trainer:
 
     def _roll_back(self, what: str) -> str:
         """Restore the last known-good weights (lock held); return the message for the user."""
-        if self._pair is not None and self._pair.k > self._pair.updates:
-            self._pair.update(apply=False)  # the helper waits for the step's second half
+        if self._pair is not None:
+            self._pair.update(apply=False)  # the helper may wait for the step's second half
         step, params = self._checkpoint
         self.model.set_params(params)
         self.optimizer.reset()  # its moments may hold inf/NaN too
