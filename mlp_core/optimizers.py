@@ -162,16 +162,6 @@ class Adam(Optimizer):
                 np.abs(moment, out=tmp)
                 moment *= tmp >= tiny
 
-    @property
-    def m(self) -> dict[str, np.ndarray]:
-        """The running mean of the gradient, by parameter name (a copy)."""
-        return {name: (1 - self.beta1) * s for name, s in self.m_sum.items()}
-
-    @property
-    def v(self) -> dict[str, np.ndarray]:
-        """The running mean of the squared gradient, by parameter name (a copy)."""
-        return {name: (1 - self.beta2) * s for name, s in self.v_sum.items()}
-
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 

@@ -262,7 +262,7 @@ def test_reset_clears_state(name):
     if name == "momentum":
         assert opt.velocity == {}
     if name == "adam":
-        assert opt.m == {} and opt.v == {}
+        assert opt.m_sum == {} and opt.v_sum == {}
     assert opt.lr == 0.05  # settings kept
     # The next step is exactly a fresh optimizer's first step from the current weights.
     opt.step(params, grads_at(0))
