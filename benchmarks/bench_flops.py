@@ -90,12 +90,13 @@ def run(quick: bool = False) -> dict:
     default_threads = common.blas_threads()
     two_cores = common.cores() >= 2 and common.set_blas_threads(1)
     settings = SETTINGS if two_cores else {"1 thread": (default_threads or 1, 1)}
-    common.set_blas_threads(1)  # the second process of "2 processes" inherits nothing; ours starts at 1
+    cores_of = {name: max(blas, processes) for name, (blas, processes) in settings.items()}
     trainers = {name: Trainer(DenseMLP(hidden=SIZES[1:-1], seed=0), x_train, y_train,
                               TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH, processes=processes))
                 for name, (_, processes) in settings.items()}
     loop = MatmulLoop(scale(x_train[:BATCH]).reshape(BATCH, 784))
-    blas_counts = sorted({blas for blas, _ in settings.values()} | {max(max(s) for s in settings.values())})
+    # The loop runs on every BLAS thread count ours uses, and on as many threads as ours has cores.
+    blas_counts = sorted({blas for blas, _ in settings.values()} | set(cores_of.values()))
     ours = {name: [] for name in settings}
     matmuls = {threads: [] for threads in blas_counts}
     try:
@@ -124,7 +125,6 @@ def run(quick: bool = False) -> dict:
         common.set_blas_threads(default_threads)
     ours_spread = {name: common.spread(v) for name, v in ours.items()}
     matmul_spread = {threads: common.spread(v) for threads, v in matmuls.items()}
-    cores_of = {name: max(blas, processes) for name, (blas, processes) in settings.items()}
 
     best = max(ours_spread, key=lambda n: ours_spread[n]["median"])
     limit = max(matmul_spread, key=lambda t: matmul_spread[t]["median"])
