@@ -12,6 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import streamlit as st  # noqa: E402
 
+from mlp_lab import config  # noqa: E402
 from mlp_lab.links import apply_link, sync_link  # noqa: E402
 from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices  # noqa: E402
 
@@ -39,6 +40,6 @@ try:
     page.run()
     sync_link(lab)  # the address bar holds the current settings, to share them
 except Exception as exc:  # noqa: BLE001 - no traceback ever reaches a student
-    if os.environ.get("MLP_LAB_DEBUG"):
+    if config.DEBUG:
         raise
     friendly_error(exc)

@@ -3,7 +3,7 @@
     python benchmarks/bench_dashboard.py [--quick] [--steps 2000] [--rounds 5] [--json]
 
 Dashboard: in this process, set up as the Streamlit server sets itself up (importing
-``mlp_lab.session``, which e.g. sets the BLAS thread count): ``mlp_lab.state.LabSession``
+``mlp_lab.session``, which e.g. sets the BLAS thread count): ``mlp_lab.lab.LabSession``
 with the dense preset (what the Model page starts with), ``lab.start(steps)`` as the
 Train button does, and, while the run goes, the Train page's polling: ``lab.status()``
 and ``lab.snapshot(include_params=False)`` once a second (``mlp_lab.session.POLL_SECONDS``).
@@ -11,8 +11,6 @@ Its throughput = steps x batch / wall time of the run, from the start of the thr
 its end, so it includes what the dashboard adds (the validation check every 100 steps on
 1,000 held-out images, the polling). The dashboard's own figure
 (``status().samples_per_second``, validation time excluded) is reported next to it.
-Without ``mlp_lab.state``, a ``Trainer`` in a ``threading.Thread`` with a 1 Hz
-``snapshot()`` poller stands in for it (and the report says so).
 
 CLI: ``python -m mlp_core train --model dense --steps N --json`` with its own defaults
 (e.g. its BLAS threads); its samples_per_second counts training steps only (start-up,
@@ -23,7 +21,6 @@ interleaved: dashboard, CLI, dashboard, CLI, ...
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 import benchlib as common
@@ -45,7 +42,8 @@ def _poll(lab, stop_when_done) -> int:
 
 def dashboard_run(steps: int) -> dict:
     """One run through mlp_lab's LabSession, polled like the page polls it."""
-    from mlp_lab.state import LabSession, ModelChoice  # noqa: PLC0415
+    from mlp_lab.choices import ModelChoice  # noqa: PLC0415
+    from mlp_lab.lab import LabSession  # noqa: PLC0415
 
     lab = LabSession(ModelChoice.preset("dense"))  # seed 0, fresh weights, as a new visitor gets
     try:
@@ -59,7 +57,7 @@ def dashboard_run(steps: int) -> dict:
         if info.status not in ("finished", "time_up"):
             raise RuntimeError(f"the dashboard run ended as {info.status!r}")
         batch = lab.choice.batch_size
-        return {"api": "mlp_lab.state.LabSession", "steps": info.result_steps, "wall_seconds": wall,
+        return {"api": "mlp_lab.lab.LabSession", "steps": info.result_steps, "wall_seconds": wall,
                 "samples_per_second": info.result_steps * batch / wall,
                 "reported_samples_per_second": status.samples_per_second,
                 "train_seconds": info.result_seconds, "polls": polls, "status": info.status,
@@ -68,40 +66,10 @@ def dashboard_run(steps: int) -> dict:
         lab.close()
 
 
-def fallback_run(steps: int) -> dict:
-    """Without mlp_lab.state: a Trainer in a threading.Thread with a 1 Hz snapshot poller."""
-    from mlp_core import Trainer, build_model, load_mnist, scale  # noqa: PLC0415
-    from mlp_core.presets import PRESETS  # noqa: PLC0415
-
-    model_cfg, train_cfg = PRESETS["dense"]
-    (x_train, y_train), _ = load_mnist()
-    trainer = Trainer(build_model(model_cfg, seed=0), scale(x_train), y_train, train_cfg)
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run(steps=steps)), daemon=True)
-    start = time.perf_counter()
-    thread.start()
-    polls = _poll(type("Lab", (), {"status": lambda self: None,
-                                   "snapshot": lambda self, **k: trainer.snapshot(**k)})(),
-                  lambda: not thread.is_alive())
-    wall = time.perf_counter() - start
-    result = outcome["result"]
-    return {"api": "fallback: Trainer in a thread", "steps": result.steps, "wall_seconds": wall,
-            "samples_per_second": result.steps * train_cfg.batch_size / wall,
-            "reported_samples_per_second": result.steps * train_cfg.batch_size / result.train_seconds,
-            "train_seconds": result.train_seconds, "polls": polls, "status": result.status,
-            "model": trainer.model.describe()}
-
-
 def run(quick: bool = False, steps: int | None = None, rounds: int | None = None) -> dict:
     steps = steps or (150 if quick else 2000)
     rounds = rounds or (1 if quick else 5)
-    try:
-        import mlp_lab.state  # noqa: F401, PLC0415
-
-        one_run, api = dashboard_run, "mlp_lab.state.LabSession"
-    except ImportError as exc:
-        common.log(f"dashboard: mlp_lab.state cannot be imported ({exc}); using the fallback")
-        one_run, api = fallback_run, "fallback"
+    api = "mlp_lab.lab.LabSession"
     try:  # what the Streamlit server process sets up on import (e.g. its BLAS thread count)
         import mlp_lab.session  # noqa: F401, PLC0415
     except Exception as exc:  # noqa: BLE001 (streamlit missing or the glue changed: go on without)
@@ -109,7 +77,7 @@ def run(quick: bool = False, steps: int | None = None, rounds: int | None = None
     dashboard_threads = common.blas_threads()
     dash, cli = [], []
     for r in range(rounds):
-        dash.append(one_run(steps))
+        dash.append(dashboard_run(steps))
         cli.append(common.run_cli(["train", "--model", "dense", "--steps", steps, "--seed", 0]))
         common.log(f"dashboard: round {r + 1}/{rounds}: dashboard {dash[-1]['samples_per_second']:,.0f}/s "
                    f"(reported {dash[-1]['reported_samples_per_second'] or 0:,.0f}/s), "

@@ -31,7 +31,8 @@ from .losses import LOSSES
 from .metrics import accuracy, confusion_matrix, per_class_accuracy
 from .networks import INITS, build_model
 from .optimizers import OPTIMIZERS
-from .presets import PRESETS
+from .env import debug_mode
+from .presets import PRESETS, parse_hidden
 from .trainer import SCHEDULES, Trainer
 
 N_TRAIN = 60_000
@@ -65,13 +66,9 @@ _non_negative_float = _number(float, 0, inclusive=True)
 
 def _hidden_sizes(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated layer sizes like 128,64, got {text!r}") from None
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected one or more positive layer sizes, got {text!r}")
-    return sizes
+        return list(parse_hidden(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,7 +278,7 @@ def cmd_train(args, parser) -> int:
     if args.out is not None:
         # After a divergence the trainer has restored the last finite weights: those are saved.
         # The TrainConfig fields sit at the top level of "training", as the dashboard saves
-        # them (mlp_lab.state reads optimizer, lr, batch_size, schedule from there).
+        # them (mlp_lab.choices reads optimizer, lr, batch_size, schedule from there).
         training = {**train_cfg.to_dict(), **{key: report[key] for key in (
             "steps", "weights_step", "epochs", "n_train", "val_size", "val_accuracy",
             "final_loss", "train_seconds", "samples_per_second", "status", "reason")}}
@@ -386,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (``__main__`` passes it to SystemExit)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors exit 2 here, as argparse does
-    debug = os.environ.get("MLP_LAB_DEBUG", "") not in ("", "0")
+    debug = debug_mode()
     try:
         return args.handler(args, args.subparser)  # its .error() shows the command's usage
     except BrokenPipeError:  # e.g. `... | head`: the reader left, nothing more to say

@@ -26,3 +26,25 @@ PRESETS = {
     "notebook": (NOTEBOOK_MODEL, NOTEBOOK_TRAINING),
     "dense": (DENSE_MODEL, DENSE_TRAINING),
 }
+
+
+def parse_hidden(text: str, max_layers: int | None = None,
+                 max_size: int | None = None) -> tuple[int, ...]:
+    """Hidden layer sizes written as text -> a tuple: '256, 128', '256,128' and '256-128'
+    all give (256, 128). Raises ValueError with a message for the user, saying what was
+    expected and what was given, also when there are more than ``max_layers`` layers or
+    a layer is wider than ``max_size`` (None: no limit)."""
+    parts = [p for p in str(text).replace(";", ",").replace("-", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        raise ValueError(f"give at least one hidden layer size, e.g. 128 or 256, 128; got {text!r}")
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"hidden layer sizes must be whole numbers separated by commas, "
+                         f"e.g. 256, 128; got {text!r}") from None
+    too_many = max_layers is not None and len(sizes) > max_layers
+    if too_many or any(s < 1 or (max_size is not None and s > max_size) for s in sizes):
+        layers = f"1 to {max_layers} hidden layers" if max_layers else "hidden layers"
+        width = f"1 to {max_size}" if max_size else "at least 1"
+        raise ValueError(f"use {layers} of {width} neurons each; got {text!r}")
+    return sizes

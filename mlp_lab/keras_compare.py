@@ -38,6 +38,8 @@ import numpy as np
 
 from mlp_core import DenseMLP, TrainConfig, Trainer
 
+from .pool import JobFailed, SharedJobs, server_wide
+
 HIDDEN = (128, 64)
 BATCH = 64
 LR = 1e-3
@@ -231,69 +233,39 @@ def main(argv=None) -> int:
     return 0
 
 
-class KerasJobs:
+class KerasJobs(SharedJobs):
     """One comparison at a time for the whole server, in a child process (TensorFlow never
-    enters the server: see the module's docstring). It takes a slot of the server's trainer
-    pool like a student's run, so it waits while every trainer is busy (and its timings are
-    not squeezed by them). Results are kept by (n_train, epochs) and shared by every session."""
+    enters the server: see the module's docstring). A job is (n_train, epochs); it takes a
+    slot of the server's trainer pool like a student's run, so it waits while every trainer
+    is busy (and its timings are not squeezed by them). Results are shared by every session."""
+
+    thread_name = "mlp-lab-keras"
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._process: subprocess.Popen | None = None
-        self._cancel = threading.Event()
-        self.running: tuple[int, int] | None = None
-        self.waiting = False  # in line for a free trainer
-        self.stage = ""  # what the child says it is doing
-        self.results: dict[tuple[int, int], KerasComparison] = {}
-        self.error: str | None = None
-        self.missing_tensorflow = False
+        self.missing_tensorflow = False  # the last job failed because TensorFlow is missing
 
-    def request(self, n_train: int, epochs: int) -> None:
+    def request(self, n_train: int, epochs: int) -> None:  # type: ignore[override]
         if n_train not in TRAIN_SIZES or epochs not in EPOCH_OPTIONS:
             raise ValueError(f"n_train must be one of {TRAIN_SIZES} and epochs one of "
                              f"{EPOCH_OPTIONS}, got {n_train} and {epochs}")
-        with self._lock:
-            if self.running is not None or (n_train, epochs) in self.results:
-                return
-            self.running, self.error, self.stage = (n_train, epochs), None, "Starting"
-            self.missing_tensorflow = False
-            self._cancel.clear()
-            self._thread = threading.Thread(target=self._work, args=(n_train, epochs),
-                                            daemon=True, name="mlp-lab-keras")
-            self._thread.start()
+        self.missing_tensorflow = False
+        super().request([(n_train, epochs)])
 
-    def _work(self, n_train: int, epochs: int) -> None:
-        from .state import POOL
+    def run_job(self, job: tuple[int, int]) -> KerasComparison:
+        n_train, epochs = job
+        self.report(stage="Starting")
+        t0 = time.perf_counter()
+        result = self._run_child(n_train, epochs)
+        log.info("Keras comparison, %d images x %d epochs, done in %.1f s (child process)",
+                 n_train, epochs, time.perf_counter() - t0)
+        return result
 
-        ticket, turn = POOL.new_ticket(), None
-        try:
-            self.waiting = True
-            turn = POOL.acquire(ticket, self._cancel)
-            self.waiting = False
-            if turn not in (True, "acquired"):  # closed while waiting
-                return
-            t0 = time.perf_counter()
-            result = self._run_child(n_train, epochs)
-            if result is not None:
-                log.info("Keras comparison, %d images x %d epochs, done in %.1f s (child process)",
-                         n_train, epochs, time.perf_counter() - t0)
-                with self._lock:
-                    self.results[(n_train, epochs)] = result
-        except Exception as exc:  # never kill the thread silently; say so on the page
-            log.exception("Keras comparison failed")
-            self.error = type(exc).__name__
-        finally:
-            self.waiting = False
-            if turn in (True, "acquired"):
-                POOL.release(ticket)
-            with self._lock:
-                self.running, self._process = None, None
-
-    def _run_child(self, n_train: int, epochs: int) -> KerasComparison | None:
+    def _run_child(self, n_train: int, epochs: int) -> KerasComparison:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
                "PYTHONUNBUFFERED": "1"}
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # finds mlp_lab
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mlp_lab.keras_compare", str(n_train), str(epochs)],
@@ -311,13 +283,15 @@ class KerasJobs:
                     except ValueError:
                         continue  # a library printed something of its own
                     if "stage" in message:
-                        self.stage = message["stage"]
+                        self.report(stage=message["stage"])
                     elif "result" in message or "error" in message:
                         reply = message
                 code = process.wait()
             finally:
                 timer.cancel()
                 process.stdout.close()
+                with self._lock:
+                    self._process = None
             if reply is not None and "result" in reply:
                 return KerasComparison.from_json(json.dumps(reply["result"]))
             stderr.seek(0)
@@ -325,46 +299,39 @@ class KerasJobs:
             log.error("Keras comparison process ended with code %s:\n%s", code, tail)
             if reply is not None:
                 self.missing_tensorflow = bool(reply.get("missing"))
-                self.error = reply["error"]
-            elif self._cancel.is_set():
-                self.error = "stopped"
-            else:
-                self.error = ("it took too long and was stopped" if code == -9
-                              else f"the comparison process ended with code {code}")
-            return None
-
-    @property
-    def busy(self) -> bool:
-        return self.running is not None
+                raise JobFailed(reply["error"])
+            if self.cancelled.is_set():
+                raise JobFailed("stopped")
+            raise JobFailed("it took too long and was stopped" if code == -9
+                            else f"the comparison process ended with code {code}")
 
     def close(self) -> None:
         """Stop: leave the line, or end the child process (tests, server shutdown)."""
-        from .state import POOL
-
-        self._cancel.set()
-        POOL.wake()
+        super().close()
         with self._lock:
             if self._process is not None:
                 self._process.kill()
 
-    def wait(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.busy:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the Keras comparison did not finish in time")
-            time.sleep(0.1)
+
+get_jobs = server_wide(KerasJobs)
 
 
-_jobs: KerasJobs | None = None
-_jobs_lock = threading.Lock()
+# --- what the page says about a result ------------------------------------------------------
+def per_epoch(side: Side, epochs: int) -> float:
+    """Average seconds per epoch, leaving out the first when there are more (Keras' first
+    epoch also builds its compiled training step)."""
+    timed = side.epoch_seconds[1:] if epochs > 1 else side.epoch_seconds
+    return sum(timed) / len(timed)
 
 
-def get_jobs() -> KerasJobs:
-    global _jobs
-    with _jobs_lock:
-        if _jobs is None:
-            _jobs = KerasJobs()
-    return _jobs
+def speed_sentence(result: KerasComparison) -> str:
+    ours, keras = per_epoch(result.ours, result.epochs), per_epoch(result.keras, result.epochs)
+    faster = (f"ours was **{keras / ours:.1f}× faster** on this small network" if ours <= keras
+              else f"Keras was **{ours / keras:.1f}× faster**")
+    note = ("" if result.epochs > 1 else " (with one epoch, Keras' time includes preparing its "
+            "training step: choose 2 or 3 epochs for a fairer race)")
+    return (f"MLP Lab's NumPy code took **{ours:.2f} s** per epoch and Keras **{keras:.2f} s**: "
+            f"{faster}{note}.")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ class LayerView:
 
 
 def layer_views(model) -> list[LayerView]:
-    """One view per weight matrix of ``model`` (a DenseMLP or a NotebookNet)."""
+    """One view per weight matrix of ``model``: anything with the ``kind`` and ``sizes`` of a
+    network (a DenseMLP, a NotebookNet, a recorded ``Replay``)."""
     if model.kind == "notebook":
         return [
             LayerView("Layer 1: the image's rows → 128 hidden rows",

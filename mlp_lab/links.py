@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .state import DEFAULT_STEPS, LabSession, ModelChoice
+from .choices import DEFAULT_STEPS, FOLLOWER_KEYS, ModelChoice
+from .lab import LabSession
 from .teaching import LESSONS_BY_KEY, params_to_settings, settings_to_params
 
 APPLIED_KEY = "link_applied"  # the link of the first visit has been read
 LESSON_KEY = "lesson"  # the lesson the user started (its key), if any
-# Keys of other pages' widgets that must follow a new model (they refill from the lab).
-_FOLLOWERS = ("train_lr", "m_kind", "m_hidden", "m_activation", "m_loss", "m_init",
-              "m_optimizer", "m_batch_size", "m_schedule")
 
 
-def install(lab: LabSession, choice: ModelChoice, steps: int, lesson: str | None = None) -> None:
-    """Make a fresh model with ``choice``, set the Train page's steps, remember the lesson."""
-    lab.reset(choice)
-    st.session_state["steps_choice"] = steps
-    for key in _FOLLOWERS + ("train_steps",):
+def follow_new_model() -> None:
+    """The widgets that show the model's settings refill from the new model."""
+    for key in FOLLOWER_KEYS:
         st.session_state.pop(key, None)
+
+
+def install(lab: LabSession, choice: ModelChoice, lr: float, steps: int,
+            lesson: str | None = None) -> None:
+    """Make a fresh model with ``choice`` at ``lr``, set the Train page's steps, remember
+    the lesson."""
+    lab.reset(choice, lr=lr)
+    follow_new_model()
+    st.session_state["steps_choice"] = steps
     if lesson:
         st.session_state[LESSON_KEY] = lesson
     else:
@@ -32,7 +37,7 @@ def install(lab: LabSession, choice: ModelChoice, steps: int, lesson: str | None
 
 def start_lesson(lab: LabSession, key: str) -> None:
     lesson = LESSONS_BY_KEY[key]
-    install(lab, lesson.choice, lesson.train_steps, lesson=key)
+    install(lab, lesson.choice, lesson.lr, lesson.train_steps, lesson=key)
 
 
 def apply_link(lab: LabSession) -> None:
@@ -44,9 +49,9 @@ def apply_link(lab: LabSession) -> None:
     parsed = params_to_settings(st.query_params.to_dict())
     if parsed is None:
         return
-    choice, _lr, steps, problems = parsed
+    choice, lr, steps, problems = parsed
     lesson = st.query_params.get("lesson")
-    install(lab, choice, steps, lesson=lesson if lesson in LESSONS_BY_KEY else None)
+    install(lab, choice, lr, steps, lesson=lesson if lesson in LESSONS_BY_KEY else None)
     if problems:
         st.toast("Parts of this link were ignored: " + "; ".join(problems) + ".",
                  icon=":material/link_off:")
@@ -58,7 +63,7 @@ def apply_link(lab: LabSession) -> None:
 def current_params(lab: LabSession) -> dict[str, str]:
     """The query parameters that describe the lab as it is now."""
     steps = st.session_state.get("train_steps", st.session_state.get("steps_choice", DEFAULT_STEPS))
-    params = settings_to_params(lab.choice, lab.trainer.base_lr, int(steps))
+    params = settings_to_params(lab.choice, lab.lr, int(steps))
     lesson = st.session_state.get(LESSON_KEY)
     if lesson in LESSONS_BY_KEY and LESSONS_BY_KEY[lesson].choice.model_config() == lab.choice.model_config():
         params = {"lesson": lesson, **params}

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlp_core import Trainer, build_model
+from mlp_core import Trainer
 
-from .state import ModelChoice
+from .choices import ModelChoice
 
 SNAPSHOTS = 21  # step 0 and 20 more, evenly spread over the run
 MAX_SECONDS = 20.0  # a recording never trains longer than this
@@ -49,15 +49,16 @@ class Replay:
         return sum(a.nbytes for arrays in self.levels.values() for a in arrays)
 
 
-def record(choice: ModelChoice, data, steps: int, snapshots: int = SNAPSHOTS,
-           seconds: float = MAX_SECONDS, seed: int = 0) -> Replay:
-    """Train a fresh model with ``choice`` for ``steps`` steps (or ``seconds``), taking
-    ``snapshots`` evenly spaced copies of w1, w2, w3 (the first at step 0)."""
+def record(choice: ModelChoice, lr: float, data, steps: int, snapshots: int = SNAPSHOTS,
+           seconds: float = MAX_SECONDS, seed: int = 0, cancel=None, progress=None) -> Replay:
+    """Train a fresh model with ``choice`` at learning rate ``lr`` for ``steps`` steps (or
+    ``seconds``), taking ``snapshots`` evenly spaced copies of w1, w2, w3 (the first at
+    step 0). ``cancel`` (a threading.Event) ends it early; ``progress(fraction)`` hears how
+    far it is. Run it through the trainer pool (``LabSession.record_replay`` does)."""
     if steps < 1 or snapshots < 2:
         raise ValueError(f"need steps >= 1 and snapshots >= 2, got {steps} and {snapshots}")
-    model = build_model(choice.model_config(), seed=seed)
-    config = choice.train_config(seed=seed)
-    trainer = Trainer(model, data.x_train, data.y_train, config)
+    model = choice.build(seed=seed)
+    trainer = Trainer(model, data.x_train, data.y_train, choice.train_config(lr, seed=seed))
     marks = sorted(set(np.linspace(0, steps, snapshots).round().astype(int).tolist()))
     names = [name for name in WEIGHTS if name in model.params]  # a 1-hidden-layer MLP has no w3
     raw: dict[str, list[np.ndarray]] = {name: [] for name in names}
@@ -65,20 +66,29 @@ def record(choice: ModelChoice, data, steps: int, snapshots: int = SNAPSHOTS,
     start = time.perf_counter()
     stopped = False
     x_val, y_val = data.x_val[:500], data.y_val[:500]
+
+    def on_progress(t: Trainer, fraction: float) -> None:
+        if cancel is not None and cancel.is_set():
+            t.stop()
+        if progress is not None:
+            progress(min(1.0, t.step / steps))
+
     for mark in marks:
         todo = mark - trainer.step
         if todo > 0:
             left = seconds - (time.perf_counter() - start)
-            if left <= 0:
+            if left <= 0 or (cancel is not None and cancel.is_set()):
                 stopped = True
                 break
-            result = trainer.run(steps=todo, time_budget=left)
+            result = trainer.run(steps=todo, time_budget=left, on_progress=on_progress)
             if result.status != "finished":
                 stopped = True
         for name in names:
             raw[name].append(model.params[name].astype(np.float32).copy())
         taken.append(trainer.step)
         accuracy.append(float(np.mean(model.predict(x_val) == y_val)))
+        if progress is not None:
+            progress(min(1.0, trainer.step / steps))
         if stopped:
             break
     limits = {name: max(float(max(np.abs(a).max() for a in arrays)), 1e-12)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -21,7 +20,8 @@ import streamlit as st
 
 from mlp_core.blas import set_blas_threads
 
-from .state import LabSession, LabStatus
+from . import config
+from .lab import LabSession, LabStatus
 
 # One BLAS thread for the whole server process: many sessions train at once on a few cores,
 # and OpenBLAS's own threads waiting for each other made training many times slower
@@ -240,7 +240,7 @@ def guarded(function):
         try:
             return function(*args, **kwargs)
         except Exception as exc:  # st.rerun() raises a BaseException: it passes through
-            if os.environ.get("MLP_LAB_DEBUG"):
+            if config.DEBUG:
                 raise
             friendly_error(exc)
     return wrapper

@@ -8,24 +8,21 @@ The ladder changes one thing at a time, starting from the notebook's network and
 Each rung is trained for the same number of steps on the same data. The results depend
 only on (rung, steps), so they are computed once per server process by one background
 worker and shared by every session: a class of 30 pays for one ladder, not 30. Each rung
-takes a slot of the server's trainer pool (``mlp_lab.state.POOL``) like a student's run,
-so the ladder never adds a trainer beyond ``MLP_LAB_MAX_RUNS``: it waits in the same line.
+takes a slot of the server's trainer pool (``mlp_lab.pool``) like a student's run, so the
+ladder never adds a trainer beyond ``MLP_LAB_MAX_RUNS``: it waits in the same line.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-import numpy as np
+from mlp_core import Trainer
 
-from mlp_core import TrainConfig, Trainer, build_model
-
+from .choices import (BATCH_SIZES, DEFAULT_STEPS, LR_OPTIONS, SHIFTS, STEP_OPTIONS, ModelChoice,
+                      nearest_option, parse_hidden)
+from .pool import SharedJobs, server_wide
 from .shared_data import get_data
-from . import state
-from .state import BATCH_SIZES, LR_OPTIONS, SHIFTS, STEP_OPTIONS, ModelChoice, nearest_option
 
 log = logging.getLogger("mlp_lab")
 
@@ -42,10 +39,10 @@ class Rung:
     change: str  # what this rung changes, in plain words
     why: str  # why that helps
     choice: ModelChoice  # the model and its training settings
+    lr: float = 0.001  # every rung learns at the notebook's rate: only one thing changes
 
 
-_NB = ModelChoice(kind="notebook", hidden=(256, 128), activation="relu", loss="mse",
-                  init="notebook", optimizer="sgd", batch_size=1, schedule="constant", lr=0.001)
+_NB = ModelChoice.preset("notebook")
 
 LADDER: tuple[Rung, ...] = (
     Rung("notebook", "1 · The notebook",
@@ -80,7 +77,7 @@ LADDER: tuple[Rung, ...] = (
          "Every pixel connects to every neuron, instead of the same small layer being applied "
          "to each column of the image: the network can use where ink is, not just how much.",
          ModelChoice(kind="dense", hidden=(128, 64), activation="relu", loss="cross_entropy",
-                     init="he", optimizer="adam", batch_size=64, schedule="constant", lr=0.001)),
+                     init="he", optimizer="adam", batch_size=64, schedule="constant")),
 )
 RUNGS = {rung.key: rung for rung in LADDER}
 RERUN_KEY = "notebook_rerun"  # the notebook trained NOTEBOOK_RERUNS times longer
@@ -123,19 +120,23 @@ class RungResult:
         return self.steps * job_choice(self.key).batch_size
 
 
+def job_rung(key: str) -> Rung:
+    """The rung of a ladder job: the notebook re-run is the first rung, trained longer."""
+    return LADDER[0] if key == RERUN_KEY else RUNGS[key]
+
+
 def job_choice(key: str) -> ModelChoice:
-    return _NB if key == RERUN_KEY else RUNGS[key].choice
+    return job_rung(key).choice
 
 
 def train_rung(key: str, steps: int, data=None, seconds: float = RUNG_SECONDS,
                progress=None, seed: int = 0) -> RungResult:
     """Train rung ``key`` (or the notebook re-run) for ``steps`` steps from fresh weights."""
     data = data if data is not None else get_data()
-    choice = job_choice(key)
-    model = build_model(choice.model_config(), seed=seed)
-    config = TrainConfig(optimizer=choice.optimizer, lr=choice.lr, batch_size=choice.batch_size,
-                         schedule=choice.schedule, eval_every=max(1, steps // 20), seed=seed)
-    trainer = Trainer(model, data.x_train, data.y_train, config, data.x_val, data.y_val)
+    rung = job_rung(key)
+    config = rung.choice.train_config(rung.lr, seed=seed, eval_every=max(1, steps // 20))
+    trainer = Trainer(rung.choice.build(seed=seed), data.x_train, data.y_train, config,
+                      data.x_val, data.y_val)
     callback = (lambda t, fraction: progress(fraction)) if progress else None
     result = trainer.run(steps=steps, time_budget=seconds, on_progress=callback)
     snap = trainer.snapshot(include_params=False)
@@ -145,126 +146,41 @@ def train_rung(key: str, steps: int, data=None, seconds: float = RUNG_SECONDS,
                       list(snap.history.val_accuracy), test, result.status)
 
 
-class Experiments:
-    """The server's one ladder worker and its results, shared by every session.
+class Experiments(SharedJobs):
+    """The server's one ladder worker and its results, shared by every session: a job is
+    (rung key, steps). ``request(keys, steps)`` queues rungs not yet computed;
+    ``results(steps)`` returns what is done; ``progress()`` what runs."""
 
-    ``request(keys, steps)`` queues rungs not yet computed; one daemon thread trains them
-    one after another. ``results(steps)`` returns what is done; ``progress()`` what runs."""
+    thread_name = "mlp-lab-ladder"
 
     def __init__(self, data=None):
+        super().__init__()
         self._data = data
-        self._lock = threading.Lock()
-        self._results: dict[tuple[str, int], RungResult] = {}
-        self._queue: list[tuple[str, int]] = []
-        self._current: tuple[str, int] | None = None
-        self._fraction = 0.0
-        self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()  # set by close(): the worker leaves the line
-        self._waiting = False  # the current rung waits for a free trainer
-        self.errors: list[str] = []
 
     def request(self, keys, steps: int) -> None:
-        if steps not in LADDER_STEPS and not (keys == [RERUN_KEY] or keys == (RERUN_KEY,)):
+        if steps not in LADDER_STEPS and list(keys) != [RERUN_KEY]:
             raise ValueError(f"steps must be one of {LADDER_STEPS}, got {steps}")
-        with self._lock:
-            for key in keys:
-                job = (key, int(steps))
-                if job not in self._results and job not in self._queue and job != self._current:
-                    self._queue.append(job)
-            if self._queue and (self._thread is None or not self._thread.is_alive()):
-                self._thread = threading.Thread(target=self._work, daemon=True,
-                                                name="mlp-lab-ladder")
-                self._thread.start()
+        super().request([(key, int(steps)) for key in keys])
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._current = None
-                    return
-                self._current = self._queue.pop(0)
-                self._fraction = 0.0
-            key, steps = self._current
-            pool = state.POOL  # looked up now: the server's one pool
-            ticket, turn = pool.new_ticket(), None
-            try:
-                # A slot of the server's trainer pool, as a student's run takes: waits in
-                # the same line (no time limit: one shared job, not one per tab).
-                self._waiting = True
-                turn = pool.acquire(ticket, self._cancel)
-                self._waiting = False
-                if turn != "acquired":  # closed: the server is stopping
-                    with self._lock:
-                        self._current = None
-                        self._queue.clear()
-                    return
-                result = train_rung(key, steps, self._data, progress=self._set_fraction)
-                log.info("ladder: %s, %d steps: %.1f%% in %.1f s", key, steps,
-                         100 * result.test_accuracy, result.seconds)
-            except Exception as exc:  # never kill the thread silently
-                log.exception("ladder rung %s failed", key)
-                self.errors.append(f"{key}: {type(exc).__name__}")
-                result = None
-            finally:
-                self._waiting = False
-                if turn == "acquired":
-                    pool.release(ticket)
-            with self._lock:
-                if result is not None:
-                    self._results[(key, steps)] = result
+    def run_job(self, job: tuple[str, int]) -> RungResult:
+        key, steps = job
+        result = train_rung(key, steps, self._data, progress=lambda f: self.report(fraction=f))
+        log.info("ladder: %s, %d steps: %.1f%% in %.1f s", key, steps,
+                 100 * result.test_accuracy, result.seconds)
+        return result
 
-    def _set_fraction(self, fraction: float) -> None:
-        self._fraction = fraction
+    def results(self, steps: int) -> dict[str, RungResult]:  # type: ignore[override]
+        return {key: r for (key, s), r in super().results().items() if s == steps}
 
-    def results(self, steps: int) -> dict[str, RungResult]:
-        with self._lock:
-            return {k: r for (k, s), r in self._results.items() if s == steps}
-
-    def result(self, key: str, steps: int) -> RungResult | None:
-        with self._lock:
-            return self._results.get((key, steps))
+    def result(self, key: str, steps: int) -> RungResult | None:  # type: ignore[override]
+        return super().result((key, steps))
 
     def progress(self) -> tuple[tuple[str, int] | None, float, list[tuple[str, int]]]:
         """(the job running or None, its fraction done, the jobs still queued)."""
-        with self._lock:
-            return self._current, self._fraction, list(self._queue)
-
-    @property
-    def waiting(self) -> bool:
-        """The current rung waits for a free trainer (every slot of the pool is busy)."""
-        return self._waiting
-
-    def close(self) -> None:
-        """Stop taking jobs: a waiting rung leaves the line (tests, server shutdown)."""
-        self._cancel.set()
-        with self._lock:
-            self._queue.clear()
-        state.POOL.wake()
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._current is not None or bool(self._queue)
-
-    def wait(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.busy:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the ladder did not finish in time")
-            time.sleep(0.05)
+        return self.current, self.fraction, self.queued()
 
 
-_experiments: Experiments | None = None
-_experiments_lock = threading.Lock()
-
-
-def get_experiments() -> Experiments:
-    """The server-wide ladder worker (created on first use)."""
-    global _experiments
-    with _experiments_lock:
-        if _experiments is None:
-            _experiments = Experiments()
-        return _experiments
+get_experiments = server_wide(Experiments)  # the server-wide ladder worker
 
 
 def ladder_summary(results: dict[str, RungResult]) -> list[dict]:
@@ -296,6 +212,7 @@ class Lesson:
     choice: ModelChoice  # the model and training settings it sets up
     train_steps: int  # the Train page's Steps slider
     page: str  # the page to go to next
+    lr: float = 0.001  # the learning rate it starts with
 
 
 LESSONS: tuple[Lesson, ...] = (
@@ -327,7 +244,7 @@ LESSONS: tuple[Lesson, ...] = (
            "The dense MLP: 97 % in a few seconds. Then test it with your own handwriting.",
            ("Go to **Train**, press **Train**.", "Go to **Test** and draw a digit; then "
             "**Why this answer** shows which pixels made it decide."),
-           ModelChoice.preset("dense"), 2000, "pages/train.py"),
+           ModelChoice.preset("dense"), 2000, "pages/train.py", lr=ModelChoice.preset("dense").usual_lr()),
 )
 LESSONS_BY_KEY = {lesson.key: lesson for lesson in LESSONS}
 
@@ -345,9 +262,17 @@ def settings_to_params(choice: ModelChoice, lr: float, steps: int) -> dict[str, 
         params["hidden"] = "-".join(str(h) for h in choice.hidden)
         params["act"] = choice.activation
     params.update(loss=choice.loss, init=choice.init, opt=choice.optimizer,
-                  batch=str(choice.batch_size), sched=choice.schedule, shift=str(choice.shift), lr=f"{lr:g}",
-                  steps=str(steps))
+                  batch=str(choice.batch_size), sched=choice.schedule, shift=str(choice.shift),
+                  lr=f"{lr:g}", steps=str(steps))
     return params
+
+
+# Query parameter -> (ModelChoice field, how to read its text). Choices are then checked
+# by the engine itself (build_model and TrainConfig refuse what they cannot do).
+_LINK_FIELDS = {"hidden": ("hidden", parse_hidden), "act": ("activation", str),
+                "loss": ("loss", str), "init": ("init", str), "opt": ("optimizer", str),
+                "batch": ("batch_size", int), "sched": ("schedule", str), "shift": ("shift", int)}
+_OFFERED = {"batch_size": BATCH_SIZES, "shift": SHIFTS}  # fields the pages offer a few values of
 
 
 def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | None:
@@ -366,43 +291,35 @@ def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | No
     if kind not in ("dense", "notebook"):
         problems.append(f"model must be dense or notebook, not {kind!r}")
         kind = "dense"
-    choice = lesson.choice if lesson and lesson.choice.kind == kind else ModelChoice.preset(kind)
-    steps = lesson.train_steps if lesson else 2000
-    lr = choice.lr
-    fields = {}
-    for name, field_name, parse in (
-            ("hidden", "hidden", lambda v: tuple(int(h) for h in v.replace(",", "-").split("-") if h)),
-            ("act", "activation", str), ("loss", "loss", str), ("init", "init", str),
-            ("opt", "optimizer", str), ("batch", "batch_size", int), ("sched", "schedule", str),
-            ("shift", "shift", int)):
-        if name in params:
-            try:
-                fields[field_name] = parse(params[name])
-            except ValueError:
-                problems.append(f"{name}={params[name]!r} is not valid")
-    if "hidden" in fields and (not fields["hidden"] or len(fields["hidden"]) > 4
-                               or any(not 1 <= h <= 1024 for h in fields["hidden"])):
-        problems.append(f"hidden={params['hidden']!r} is not valid")
-        del fields["hidden"]
-    if fields.get("batch_size") is not None and fields["batch_size"] not in BATCH_SIZES:
-        problems.append(f"batch={params['batch']!r} is not one of {BATCH_SIZES}")
-        del fields["batch_size"]
-    if fields.get("shift") is not None and fields["shift"] not in SHIFTS:
-        problems.append(f"shift={params['shift']!r} is not one of {SHIFTS}")
-        del fields["shift"]
-    for field_name in list(fields):
-        candidate = replace(choice, **{field_name: fields[field_name]})
+    if lesson and lesson.choice.kind == kind:
+        choice, lr = lesson.choice, lesson.lr
+    else:
+        choice = ModelChoice.preset(kind)
+        lr = choice.usual_lr()
+    steps = lesson.train_steps if lesson else DEFAULT_STEPS
+    for name, (field_name, parse) in _LINK_FIELDS.items():
+        if name not in params:
+            continue
         try:
-            build_model(candidate.model_config())  # the engine refuses bad names
-            candidate.train_config()
+            value = parse(params[name])
+        except ValueError:
+            problems.append(f"{name}={params[name]!r} is not valid")
+            continue
+        if field_name in _OFFERED and value not in _OFFERED[field_name]:
+            problems.append(f"{name}={params[name]!r} is not one of {_OFFERED[field_name]}")
+            continue
+        candidate = replace(choice, **{field_name: value})
+        try:
+            candidate.build()  # the engine refuses bad names
+            candidate.train_config(lr)
         except (ValueError, TypeError):
-            problems.append(f"{field_name}={fields[field_name]!r} is not valid")
+            problems.append(f"{field_name}={value!r} is not valid")
             continue
         choice = candidate
     if "lr" in params:
         try:
             value = float(params["lr"])
-            if not value > 0:
+            if not 0 < value < float("inf"):
                 raise ValueError
             lr = nearest_option(value, LR_OPTIONS)
         except ValueError:
@@ -412,12 +329,4 @@ def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | No
             steps = min(STEP_OPTIONS, key=lambda s: abs(s - int(params["steps"])))
         except ValueError:
             problems.append(f"steps={params['steps']!r} is not a whole number")
-    return replace(choice, lr=lr), lr, steps, problems
-
-
-@dataclass
-class LinkState:
-    """What the link of a session last said, so it is written only when something changed."""
-
-    applied: bool = False
-    last: dict = field(default_factory=dict)
+    return choice, lr, steps, problems

@@ -9,10 +9,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .figures import DIVERGING, smooth, thin
+from .keras_compare import GRADIENT_SAMPLE
 
 # One colour per rung of the ladder: the notebook grey-red, the modern network dark blue.
 RUNG_COLOURS = {"notebook": "#d62728", "loss": "#ff7f0e", "init": "#bcbd22", "adam": "#2ca02c",
                 "batch": "#17becf", "dense": "#1f3fbf", "notebook_rerun": "#8c564b"}
+
+
+# NumPy vs Keras: ours blue, Keras orange, on every chart of that page.
+OURS_COLOUR, KERAS_COLOUR = "#1f3fbf", "#ff7f0e"
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> go.Figure:
@@ -152,4 +157,51 @@ def gradient_heatmap(values: np.ndarray, title: str, *, height: int | None = Non
     height = height or int(min(360, max(160, 60 + 1.6 * values.shape[0])))
     fig.update_layout(title=dict(text=title), height=height, margin=dict(l=10, r=10, t=40, b=10),
                       yaxis=dict(autorange="reversed"))
+    return fig
+
+
+# --- NumPy vs Keras ---------------------------------------------------------------------------
+def keras_loss_figure(result) -> go.Figure:
+    fig = go.Figure()
+    for side, colour in ((result.ours, OURS_COLOUR), (result.keras, KERAS_COLOUR)):
+        fig.add_trace(go.Scatter(x=side.images_seen, y=side.losses, name=side.name, mode="lines",
+                                 line=dict(color=colour, width=2), opacity=0.85))
+    fig.update_layout(title=dict(text="Loss on each batch while training (lower is better)"),
+                      height=330, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.25),
+                      xaxis=dict(title=dict(text="images seen")),
+                      yaxis=dict(title=dict(text="loss"), rangemode="tozero"))
+    return fig
+
+
+def keras_time_figure(result) -> go.Figure:
+    epochs = [f"epoch {e}" for e in range(1, result.epochs + 1)]
+    fig = go.Figure()
+    for side, colour in ((result.ours, OURS_COLOUR), (result.keras, KERAS_COLOUR)):
+        fig.add_trace(go.Bar(x=epochs, y=side.epoch_seconds, name=side.name, marker_color=colour,
+                             text=[f"{s:.2f} s" for s in side.epoch_seconds],
+                             textposition="outside"))
+    top = max(result.ours.epoch_seconds + result.keras.epoch_seconds)
+    fig.update_layout(title=dict(text="Seconds for each epoch (shorter is faster)"), height=330,
+                      barmode="group", margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.25),
+                      yaxis=dict(title=dict(text="seconds"), range=[0, top * 1.25]))
+    return fig
+
+
+def keras_gradient_figure(result) -> go.Figure:
+    ours, keras = result.grad_sample_ours, result.grad_sample_keras
+    sample = GRADIENT_SAMPLE
+    low, high = min(ours + keras), max(ours + keras)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exactly equal",
+                             line=dict(color="#999999", dash="dash")))
+    fig.add_trace(go.Scatter(x=ours, y=keras, mode="markers", name=f"one number of ∂L/∂{sample}",
+                             marker=dict(color=OURS_COLOUR, size=5, opacity=0.6)))
+    fig.update_layout(title=dict(text=f"The {len(ours)} gradients of {sample}: "
+                                      "NumPy's (across) vs Keras' (up)"),
+                      height=360, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.2),
+                      xaxis=dict(title=dict(text="NumPy's gradient")),
+                      yaxis=dict(title=dict(text="Keras' gradient")))
     return fig

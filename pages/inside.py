@@ -39,12 +39,12 @@ def step_view() -> None:
     xb, yb = data.x_train[idx], data.y_train[idx]
     model = lab.trainer.model_copy()
     if lab.running:  # the real optimizer is changing under us: use a fresh one like it
-        optimizer = make_optimizer(lab.choice.optimizer, lab.trainer.base_lr)
+        optimizer = make_optimizer(lab.choice.optimizer, lab.lr)
         st.caption("Training is running: this step uses the weights as they are right now and a "
                    "fresh optimizer (its memory of earlier steps is not copied during a run).")
     else:  # one_step copies it: the lab's optimizer is not touched
         optimizer = lab.trainer.optimizer
-    step = one_step(model, optimizer, xb, yb, lr=lab.trainer.base_lr)
+    step = one_step(model, optimizer, xb, yb, lr=lab.lr)
 
     c1, c2, c3 = st.columns([1, 1, 2])
     c1.metric("Images in this batch", batch,
@@ -67,7 +67,7 @@ def step_view() -> None:
         st.markdown("**Backward**: the chain rule, from the loss back to every weight.")
         for line in eq["backward"]:
             st.latex(line)
-        st.markdown(f"**Update** ({lab.choice.optimizer}, learning rate η = {lab.trainer.base_lr:g}):")
+        st.markdown(f"**Update** ({lab.choice.optimizer}, learning rate η = {lab.lr:g}):")
         st.latex(OPTIMIZER_UPDATE[lab.choice.optimizer])
 
     for view in layer_views(model)[:3]:

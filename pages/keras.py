@@ -3,13 +3,13 @@ same starting weights; the loss curves overlaid, time per epoch, accuracy, and o
 gradients compared. TensorFlow runs in a child process (mlp_lab.keras_compare), never in
 the server."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from mlp_lab.keras_compare import BATCH, EPOCH_OPTIONS, GRADIENT_SAMPLE, HIDDEN, TRAIN_SIZES, get_jobs
+from mlp_lab import teaching_figures as tf
+from mlp_lab.keras_compare import (BATCH, EPOCH_OPTIONS, HIDDEN, TRAIN_SIZES, get_jobs, per_epoch,
+                                   speed_sentence)
 from mlp_lab.session import get_lab, guarded
 
-OURS_COLOUR, KERAS_COLOUR = "#1f3fbf", "#ff7f0e"
 AGREE = 1e-4  # largest gradient difference, relative to the gradient's size, called "the same"
 
 get_lab()
@@ -39,73 +39,11 @@ c3.button("Run both", type="primary", disabled=jobs.busy,
                "next student with the same settings sees them at once.")
 
 
-def loss_figure(result) -> go.Figure:
-    fig = go.Figure()
-    for side, colour in ((result.ours, OURS_COLOUR), (result.keras, KERAS_COLOUR)):
-        fig.add_trace(go.Scatter(x=side.images_seen, y=side.losses, name=side.name, mode="lines",
-                                 line=dict(color=colour, width=2), opacity=0.85))
-    fig.update_layout(title=dict(text="Loss on each batch while training (lower is better)"),
-                      height=330, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.25),
-                      xaxis=dict(title=dict(text="images seen")),
-                      yaxis=dict(title=dict(text="loss"), rangemode="tozero"))
-    return fig
-
-
-def time_figure(result) -> go.Figure:
-    epochs = [f"epoch {e}" for e in range(1, result.epochs + 1)]
-    fig = go.Figure()
-    for side, colour in ((result.ours, OURS_COLOUR), (result.keras, KERAS_COLOUR)):
-        fig.add_trace(go.Bar(x=epochs, y=side.epoch_seconds, name=side.name, marker_color=colour,
-                             text=[f"{s:.2f} s" for s in side.epoch_seconds],
-                             textposition="outside"))
-    top = max(result.ours.epoch_seconds + result.keras.epoch_seconds)
-    fig.update_layout(title=dict(text="Seconds for each epoch (shorter is faster)"), height=330,
-                      barmode="group", margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.25),
-                      yaxis=dict(title=dict(text="seconds"), range=[0, top * 1.25]))
-    return fig
-
-
-def gradient_figure(result) -> go.Figure:
-    ours, keras = result.grad_sample_ours, result.grad_sample_keras
-    low, high = min(ours + keras), max(ours + keras)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exactly equal",
-                             line=dict(color="#999999", dash="dash")))
-    fig.add_trace(go.Scatter(x=ours, y=keras, mode="markers", name=f"one number of ∂L/∂{GRADIENT_SAMPLE}",
-                             marker=dict(color=OURS_COLOUR, size=5, opacity=0.6)))
-    fig.update_layout(title=dict(text=f"The {len(ours)} gradients of {GRADIENT_SAMPLE}: "
-                                      "NumPy's (across) vs Keras' (up)"),
-                      height=360, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.2),
-                      xaxis=dict(title=dict(text="NumPy's gradient")),
-                      yaxis=dict(title=dict(text="Keras' gradient")))
-    return fig
-
-
-def per_epoch(side, epochs: int) -> float:
-    """Average seconds per epoch, leaving out the first when there are more (Keras' first
-    epoch also builds its compiled training step)."""
-    timed = side.epoch_seconds[1:] if epochs > 1 else side.epoch_seconds
-    return sum(timed) / len(timed)
-
-
-def speed_sentence(result) -> str:
-    ours, keras = per_epoch(result.ours, result.epochs), per_epoch(result.keras, result.epochs)
-    faster = (f"ours was **{keras / ours:.1f}× faster** on this small network" if ours <= keras
-              else f"Keras was **{ours / keras:.1f}× faster**")
-    note = ("" if result.epochs > 1 else " (with one epoch, Keras' time includes preparing its "
-            "training step: choose 2 or 3 epochs for a fairer race)")
-    return (f"MLP Lab's NumPy code took **{ours:.2f} s** per epoch and Keras **{keras:.2f} s**: "
-            f"{faster}{note}.")
-
-
 @st.fragment(run_every=1.0 if jobs.busy else None)
 @guarded
 def results_view(polling: bool) -> None:
-    if jobs.busy:
-        n, epochs = jobs.running
+    if jobs.busy and jobs.current is not None:
+        n, epochs = jobs.current
         if jobs.waiting:
             st.info(f"Waiting for a free trainer: the server's trainers are all busy with "
                     f"students' runs. The comparison ({n:,} images, {epochs} epoch(s)) starts "
@@ -113,14 +51,15 @@ def results_view(polling: bool) -> None:
         else:
             st.info(f"Training both on {n:,} images for {epochs} epoch(s)… now: {jobs.stage}.",
                     icon=":material/hourglass_top:")
-    if jobs.error and not jobs.busy:
+    error = jobs.errors.get(key)
+    if error and not jobs.busy:
         if jobs.missing_tensorflow:
             st.error(f"The Keras comparison needs TensorFlow, which is not installed on the "
-                     f"server (`pip install tensorflow`). ({jobs.error})")
+                     f"server (`pip install tensorflow`). ({error})")
         else:
-            st.error(f"The Keras comparison could not run ({jobs.error}). The server's console "
+            st.error(f"The Keras comparison could not run ({error}). The server's console "
                      "has the details; press Run both to try again.")
-    result = jobs.results.get(key)
+    result = jobs.result(key)
     if result is None:
         if not jobs.busy:
             st.info("Press **Run both** to train the two side by side.")
@@ -141,8 +80,8 @@ def results_view(polling: bool) -> None:
         st.markdown(speed_sentence(result) + " Both end at about the same accuracy: they learned "
                     "the same thing.")
         g1, g2 = st.columns(2)
-        g1.plotly_chart(loss_figure(result), key="keras_curves")
-        g2.plotly_chart(time_figure(result), key="keras_times")
+        g1.plotly_chart(tf.keras_loss_figure(result), key="keras_curves")
+        g2.plotly_chart(tf.keras_time_figure(result), key="keras_times")
         st.caption("The two loss curves lie on top of each other: the same network learns at the "
                    "same pace. They are not identical because each library shuffles the images "
                    "in its own order. Keras' first epoch also includes TensorFlow preparing its "
@@ -162,7 +101,7 @@ def results_view(polling: bool) -> None:
                    "sit on the dashed line. The table gives, for every weight array, the largest "
                    "difference between the two gradients.")
         p1, p2 = st.columns([3, 2])
-        p1.plotly_chart(gradient_figure(result), key="keras_gradients")
+        p1.plotly_chart(tf.keras_gradient_figure(result), key="keras_gradients")
         p2.dataframe([{"array": name, "largest difference": f"{result.grad_max_abs[name]:.2e}",
                        "relative to the largest gradient": f"{result.grad_rel[name]:.2e}"}
                       for name in result.grad_max_abs], hide_index=True)

@@ -1,47 +1,28 @@
 """Model: what MLP Lab is, which network to train, and saving / loading it."""
 
-from dataclasses import replace
-
 import streamlit as st
 
+from mlp_lab.choices import (ACTIVATION_NAMES, BATCH_SIZES, FORM_KEYS, INIT_LABELS, KINDS,
+                             LOSS_LABELS, OPTIMIZER_LABELS, SCHEDULE_LABELS, SHIFTS, ModelChoice)
+from mlp_lab.links import follow_new_model
 from mlp_lab.session import get_lab
-from mlp_lab.state import (ACTIVATION_NAMES, BATCH_SIZES, INIT_LABELS, KINDS, LOSS_LABELS,
-                           OPTIMIZER_LABELS, SCHEDULE_LABELS, SHIFTS, ModelChoice, parse_hidden)
 
 lab = get_lab()
-FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size", "schedule", "shift")
-
-
-def _fill_widgets(choice: ModelChoice) -> None:
-    """Put ``choice`` into the form's widgets (their state is dropped when the page is left)."""
-    for name in FIELDS:
-        value = getattr(choice, name)
-        st.session_state[f"m_{name}"] = ", ".join(map(str, value)) if name == "hidden" else value
 
 
 def _kind_changed() -> None:
     """Switching model kind loads that kind's own settings (the notebook's, or the best dense)."""
-    _fill_widgets(ModelChoice.preset(st.session_state["m_kind"]))
+    st.session_state.update(ModelChoice.preset(st.session_state[FORM_KEYS["kind"]]).form_values())
 
 
 def _apply() -> None:
     try:
-        hidden = parse_hidden(st.session_state["m_hidden"]) if st.session_state["m_kind"] == "dense" \
-            else lab.choice.hidden
+        choice = ModelChoice.from_form(st.session_state, lab.choice)
     except ValueError as exc:
         st.session_state["model_message"] = ("error", str(exc))
         return
-    kind = st.session_state["m_kind"]
-    choice = ModelChoice(kind=kind, hidden=hidden, activation=st.session_state["m_activation"],
-                         loss=st.session_state["m_loss"], init=st.session_state["m_init"],
-                         optimizer=st.session_state["m_optimizer"],
-                         batch_size=st.session_state["m_batch_size"],
-                         schedule=st.session_state["m_schedule"], shift=st.session_state["m_shift"],
-                         lr=lab.choice.lr)
-    if choice.kind != lab.choice.kind or choice.optimizer != lab.choice.optimizer:
-        choice = replace(choice, lr=ModelChoice.preset(kind).lr)  # that optimizer's usual lr
-    lab.reset(choice)
-    st.session_state.pop("train_lr", None)  # the Train page's slider follows the new model
+    lab.reset(choice)  # keeps the learning rate unless the kind or the optimizer changed
+    follow_new_model()
     st.session_state["model_message"] = (
         "success", f"New {lab.model.describe()} with fresh random weights. Go to Train to teach it.")
 
@@ -55,17 +36,15 @@ def _uploaded() -> None:
     if message:
         st.session_state["model_message"] = ("error", message)
     else:
-        st.session_state.pop("train_lr", None)
+        follow_new_model()
         st.session_state["model_message"] = (
             "success", f"Loaded {file.name}: {lab.model.describe()}, trained {lab.trainer.step:,} steps "
                        "since loading. You can keep training it, look at its weights or test it.")
-        for name in FIELDS:
-            st.session_state.pop(f"m_{name}", None)
     st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # empty uploader
 
 
-if "m_kind" not in st.session_state:
-    _fill_widgets(lab.choice)
+if FORM_KEYS["kind"] not in st.session_state:  # widget state is dropped when the page is left
+    st.session_state.update(lab.choice.form_values())
 
 st.title("MLP Lab")
 st.markdown(
@@ -96,38 +75,38 @@ st.caption("Pick a network and how it learns, then press the button to make it w
            "weights. This replaces the current model: download it first if you want to keep it.")
 left, right = st.columns(2)
 with left:
-    st.radio("Model", list(KINDS), format_func=KINDS.get, key="m_kind", on_change=_kind_changed,
+    st.radio("Model", list(KINDS), format_func=KINDS.get, key=FORM_KEYS["kind"], on_change=_kind_changed,
              horizontal=True,
              help="Notebook model: the network from the original notebook, with its settings. "
                   "Dense MLP: a standard modern network where every pixel connects to every "
                   "neuron; it learns much faster and better.")
-    dense = st.session_state["m_kind"] == "dense"
-    st.text_input("Hidden layer sizes", key="m_hidden", disabled=not dense,
+    dense = st.session_state[FORM_KEYS["kind"]] == "dense"
+    st.text_input("Hidden layer sizes", key=FORM_KEYS["hidden"], disabled=not dense,
                   help="How many neurons in each hidden layer, separated by commas. More neurons "
                        "can learn more, but train more slowly. Example: 256, 128.")
-    st.selectbox("Activation", ACTIVATION_NAMES, key="m_activation", disabled=not dense,
+    st.selectbox("Activation", ACTIVATION_NAMES, key=FORM_KEYS["activation"], disabled=not dense,
                  help="What each neuron does with its total input. relu: keep positive values, "
                       "turn negative ones into 0 (the usual choice).")
-    st.selectbox("Loss", list(LOSS_LABELS), format_func=LOSS_LABELS.get, key="m_loss",
+    st.selectbox("Loss", list(LOSS_LABELS), format_func=LOSS_LABELS.get, key=FORM_KEYS["loss"],
                  help="How 'wrongness' is measured. Cross-entropy punishes confident mistakes "
                       "hard and usually learns faster; squared error is what the notebook used.")
 with right:
     st.selectbox("Optimizer", list(OPTIMIZER_LABELS), format_func=OPTIMIZER_LABELS.get,
-                 key="m_optimizer",
+                 key=FORM_KEYS["optimizer"],
                  help="How the weights are nudged after each step. SGD: a small step straight "
                       "downhill. Momentum: keeps some speed from earlier steps. Adam: adapts the "
                       "step size for every weight (usually fastest).")
-    st.select_slider("Batch size", BATCH_SIZES, key="m_batch_size",
+    st.select_slider("Batch size", BATCH_SIZES, key=FORM_KEYS["batch_size"],
                      help="How many images the network looks at before each nudge. 1 (the "
                           "notebook's) is noisy; 128 gives a steadier direction per step.")
-    st.selectbox("Initialisation", list(INIT_LABELS), format_func=INIT_LABELS.get, key="m_init",
+    st.selectbox("Initialisation", list(INIT_LABELS), format_func=INIT_LABELS.get, key=FORM_KEYS["init"],
                  help="How the random starting weights are drawn. He and Xavier are sized so "
                       "signals neither vanish nor explode through the layers.")
     st.selectbox("Learning-rate schedule", list(SCHEDULE_LABELS), format_func=SCHEDULE_LABELS.get,
-                 key="m_schedule",
+                 key=FORM_KEYS["schedule"],
                  help="Constant: the same step size all run. Cosine: starts at the learning "
                       "rate you set and slows down smoothly to 0 by the end of each run.")
-    st.select_slider("Shift training images (pixels)", SHIFTS, key="m_shift",
+    st.select_slider("Shift training images (pixels)", SHIFTS, key=FORM_KEYS["shift"],
                      help="Before the network sees a training image, move it at random by up to "
                           "this many pixels. It is still the same digit, so the network learns "
                           "that a digit a little off-centre (like one you draw) is the same digit, "

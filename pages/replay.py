@@ -4,21 +4,26 @@ a play button."""
 import streamlit as st
 
 from mlp_lab import figures
-from mlp_lab import teaching_figures as tf
 from mlp_lab.layers import layer_views
-from mlp_lab.replay import MAX_SECONDS, REPLAY_STEPS, record
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.replay import MAX_SECONDS, REPLAY_STEPS
+from mlp_lab.session import WAITING_POLL_SECONDS, get_lab, guarded
 
 lab = get_lab()
 PLAY_SECONDS = 0.7  # one snapshot per tick while playing
+RECORDING_POLL_SECONDS = 0.5
 
 
 def _record() -> None:
-    with st.spinner("Training a fresh copy of your model and taking snapshots…"):
-        st.session_state["replay"] = record(lab.choice, lab.data, st.session_state["replay_steps"])
+    message = lab.record_replay(st.session_state["replay_steps"])
+    if message:
+        st.session_state["replay_message"] = message
     st.session_state["replay_idx"] = 0
     st.session_state["replay_playing"] = False
     _moved()
+
+
+def _stop_recording() -> None:
+    lab.stop_recording()
 
 
 def _moved() -> None:
@@ -27,7 +32,7 @@ def _moved() -> None:
 
 
 def _play() -> None:
-    replay = st.session_state.get("replay")
+    replay = lab.replay
     if replay and st.session_state.get("replay_idx", 0) >= len(replay.steps) - 1:
         st.session_state["replay_idx"] = 0  # at the end: play from the start
         _moved()
@@ -48,13 +53,18 @@ st.caption(
 
 if "replay_steps" not in st.session_state:
     st.session_state["replay_steps"] = 500 if lab.choice.kind == "dense" else 2000
+recording = lab.recording
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
 c1.select_slider("Steps to record", REPLAY_STEPS, key="replay_steps", format_func=lambda v: f"{v:,}",
                  help=f"How long the recorded training is. It never takes more than "
                       f"{MAX_SECONDS:g} seconds; the model on the other pages is not touched.")
-c2.button("Record", type="primary", on_click=_record, width="stretch",
-          help="Train a fresh copy of the current model's settings and keep 21 snapshots.")
-replay = st.session_state.get("replay")
+if recording:
+    c2.button("Stop", on_click=_stop_recording, width="stretch", icon=":material/stop:",
+              help="Stop the recording: the snapshots taken so far are kept.")
+else:
+    c2.button("Record", type="primary", on_click=_record, width="stretch",
+              help="Train a fresh copy of the current model's settings and keep 21 snapshots.")
+replay = None if recording else lab.replay
 playing = bool(st.session_state.get("replay_playing")) and replay is not None
 c3.button("Play", on_click=_play, disabled=replay is None or playing, width="stretch",
           icon=":material/play_arrow:", help="Step through the snapshots, one every "
@@ -62,7 +72,30 @@ c3.button("Play", on_click=_play, disabled=replay is None or playing, width="str
 c4.button("Pause", on_click=_pause, disabled=not playing, width="stretch",
           icon=":material/pause:", help="Stop at the current snapshot.")
 
-if replay is None:
+message = st.session_state.pop("replay_message", None)
+if message:
+    st.error(message)
+
+
+@st.fragment(run_every=(WAITING_POLL_SECONDS if lab.recording_waits else RECORDING_POLL_SECONDS)
+             if recording else None)
+@guarded
+def recording_progress() -> None:
+    if lab.recording_waits:
+        st.info("**Waiting for a free trainer**: the server's trainers are all busy with other "
+                "students' runs. The recording starts on its own; keep this page open.",
+                icon=":material/hourglass_top:")
+    elif lab.recording:
+        st.progress(lab.recording_fraction,
+                    text=f"Recording: training a fresh copy and taking snapshots… "
+                         f"{lab.recording_fraction:.0%}")
+    else:
+        st.rerun()  # done: show the film
+
+
+if recording:
+    recording_progress()
+elif replay is None:
     st.info("Press **Record** to train a fresh copy of your model and take the snapshots "
             "(a few seconds).")
 else:
@@ -94,7 +127,7 @@ def frames(replay, playing: bool) -> None:
     loss = figures.loss_figure(replay.loss_steps, replay.losses, x_max=replay.steps[-1], height=240)
     loss.add_vline(x=step, line=dict(color="#cf222e", width=2))
     st.plotly_chart(loss, key="replay_loss")
-    views = {v.weight: v for v in layer_views(_model_like(replay))}
+    views = {v.weight: v for v in layer_views(replay)}
     if replay.kind == "dense":
         w1 = replay.weights("w1", i)[:, :64]  # (784, 64): the first 64 neurons
         st.caption(f"Below: the first 64 of layer 1's {replay.levels['w1'][i].shape[1]} neurons, "
@@ -113,17 +146,6 @@ def frames(replay, playing: bool) -> None:
     if playing and i >= last:
         st.session_state["replay_playing"] = False
         st.rerun()  # the end: stop the timer
-
-
-class _Shape:
-    """Just enough of a model for ``layer_views`` (which reads kind and sizes)."""
-
-    def __init__(self, replay):
-        self.kind, self.sizes = replay.kind, replay.sizes
-
-
-def _model_like(replay):
-    return _Shape(replay)
 
 
 if replay is not None:

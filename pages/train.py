@@ -6,7 +6,8 @@ import streamlit as st
 from mlp_lab import figures
 from mlp_lab.session import (FIGURES, POLL_SECONDS, WAITING_POLL_SECONDS, digest, fmt_loss, get_lab,
                              guarded, waiting_text)
-from mlp_lab.state import LR_OPTIONS, MAX_SECONDS_PER_RUN, STEP_OPTIONS, DEFAULT_STEPS, nearest_option
+from mlp_lab.choices import DEFAULT_STEPS, LR_OPTIONS, STEP_OPTIONS, nearest_option
+from mlp_lab.config import MAX_SECONDS_PER_RUN
 
 lab = get_lab()
 
@@ -33,7 +34,7 @@ def _steps_changed() -> None:
 
 
 if "train_lr" not in st.session_state:  # widget state is dropped when the page is left
-    st.session_state["train_lr"] = nearest_option(lab.trainer.base_lr, LR_OPTIONS)
+    st.session_state["train_lr"] = nearest_option(lab.lr, LR_OPTIONS)
 if "train_steps" not in st.session_state:
     st.session_state["train_steps"] = st.session_state.get("steps_choice", DEFAULT_STEPS)
 

@@ -16,10 +16,11 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from mlp_core.presets import PRESETS
-from mlp_lab import state
+from mlp_lab import config, pool
 from mlp_lab.session import clear_sessions, status_lines
 from mlp_lab.shared_data import get_data
-from mlp_lab.state import LabSession, ModelChoice, loss_trend
+from mlp_lab.choices import ModelChoice
+from mlp_lab.lab import LabSession, loss_trend
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("pages/model.py", "pages/train.py", "pages/weights.py", "pages/testing.py")
@@ -302,7 +303,7 @@ def test_run_stop_and_lr_change_during_a_run(lab):
 
 def test_misuse_gets_messages_not_exceptions(lab):
     assert "between 1 and" in lab.start(0)
-    assert "between 1 and" in lab.start(state.MAX_STEPS_PER_RUN + 1)
+    assert "between 1 and" in lab.start(config.MAX_STEPS_PER_RUN + 1)
     assert "whole number" in lab.start("many")
     assert "positive" in lab.set_lr(-1)
     assert "unchanged" in lab.load_bytes(b"", "empty.npz")
@@ -310,7 +311,7 @@ def test_misuse_gets_messages_not_exceptions(lab):
 
 
 def test_runs_are_capped_across_sessions(lab, monkeypatch):
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
     other = LabSession(ModelChoice(kind="dense", hidden=(8,)))
     try:
         assert other.start(50_000) is None
@@ -320,14 +321,14 @@ def test_runs_are_capped_across_sessions(lab, monkeypatch):
     finally:
         other.close()
     wait_idle(lab)  # the other run ended: this one started on its own and finished
-    assert lab.trainer.step == 10 and not other.running and state.active_runs() == 0
+    assert lab.trainer.step == 10 and not other.running and pool.active_runs() == 0
 
 
 def test_close_stops_the_thread(lab):
     lab.start(50_000)
     time.sleep(0.2)
     lab.close()
-    assert not lab.running and state.active_runs() == 0
+    assert not lab.running and pool.active_runs() == 0
     assert lab.pop_notices() == []  # nobody is there to read it
     assert "ended" in lab.start(10)
 

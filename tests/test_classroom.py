@@ -15,10 +15,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mlp_core.persistence import model_from_bytes
-from mlp_lab import figures, state
+from mlp_lab import config, figures, pool
 from mlp_lab.session import clear_sessions, status_lines, waiting_text
 from mlp_lab.shared_data import get_data
-from mlp_lab.state import LabSession, ModelChoice
+from mlp_lab.choices import ModelChoice
+from mlp_lab.lab import LabSession
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ModelChoice(kind="dense", hidden=(16,), batch_size=32)
@@ -44,53 +45,53 @@ def labs():
     yield make
     for lab in made:
         lab.close()
-    wait_until(lambda: state.trainer_threads() == 0, 10, "no trainer threads left")
+    wait_until(lambda: pool.trainer_threads() == 0, 10, "no trainer threads left")
 
 
 # --- the trainer limit --------------------------------------------------------------------
 def test_default_limit_is_one_trainer_per_core_but_one(monkeypatch):
     import importlib
 
-    cores = state._cpu_count()
+    cores = config.cpu_count()
     assert cores >= 1
     monkeypatch.delenv("MLP_LAB_MAX_RUNS", raising=False)
-    fresh = importlib.reload(state)  # the default, as a server starting without the variable
+    fresh = importlib.reload(config)  # the default, as a server starting without the variable
     try:
         assert fresh.MAX_ACTIVE_RUNS == max(1, cores - 1)
         monkeypatch.setenv("MLP_LAB_MAX_RUNS", "7")
-        assert importlib.reload(state).MAX_ACTIVE_RUNS == 7
+        assert importlib.reload(config).MAX_ACTIVE_RUNS == 7
         monkeypatch.setenv("MLP_LAB_MAX_RUNS", "lots")  # nonsense falls back to the default
-        assert importlib.reload(state).MAX_ACTIVE_RUNS == max(1, cores - 1)
+        assert importlib.reload(config).MAX_ACTIVE_RUNS == max(1, cores - 1)
     finally:
         monkeypatch.delenv("MLP_LAB_MAX_RUNS")
-        importlib.reload(state)
+        importlib.reload(config)
 
 
 def test_further_runs_wait_in_line_and_start_on_their_own(labs, monkeypatch):
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
     first, second, third = labs(), labs(), labs()
     assert first.start(50_000) is None
     wait_until(lambda: first.status().running and not first.waiting, what="first run training")
     assert second.start(20) is None and third.start(20) is None  # queued, not refused
-    wait_until(lambda: state.waiting_runs() == 2, what="two runs waiting")
+    wait_until(lambda: pool.waiting_runs() == 2, what="two runs waiting")
     s2, s3 = second.status(), third.status()
     assert s2.waiting and s2.running and s2.queue_position == 0 and s2.run_done == 0
     assert s3.waiting and s3.queue_position == 1
     assert "Waiting for a free trainer" in waiting_text(s2) and "next in line" in waiting_text(s2)
     assert "1 run of other students is ahead" in waiting_text(s3)
     assert any("Waiting for a free trainer" in line for line in status_lines(s2))
-    assert state.active_runs() == 1 and state.trainer_threads() == 3
+    assert pool.active_runs() == 1 and pool.trainer_threads() == 3
     assert second.trainer.step == 0 and third.trainer.step == 0  # nobody trains while waiting
 
     first.stop()  # a trainer is free: the line moves by itself, first come first served
     wait_until(lambda: not second.running and not third.running, what="queued runs done")
     assert second.trainer.step == 20 and third.trainer.step == 20
     assert second.run_info.ended <= third.run_info.ended
-    assert state.active_runs() == 0 and state.waiting_runs() == 0
+    assert pool.active_runs() == 0 and pool.waiting_runs() == 0
 
 
 def test_stop_while_waiting_leaves_the_line(labs, monkeypatch):
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
     busy, queued = labs(), labs()
     busy.start(50_000)
     queued.start(100)
@@ -99,11 +100,11 @@ def test_stop_while_waiting_leaves_the_line(labs, monkeypatch):
     assert not queued.running and queued.trainer.step == 0
     kinds, texts = zip(*queued.pop_notices())
     assert "cancelled before a trainer became free" in texts[0]
-    assert state.waiting_runs() == 0 and state.trainer_threads() == 1
+    assert pool.waiting_runs() == 0 and pool.trainer_threads() == 1
 
 
 def test_closing_a_waiting_session_ends_its_thread(labs, monkeypatch):
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
     busy, queued = labs(), labs()
     busy.start(50_000)
     queued.start(100)
@@ -113,7 +114,31 @@ def test_closing_a_waiting_session_ends_its_thread(labs, monkeypatch):
     assert not queued.running and time.monotonic() - started < 2
     assert queued.pop_notices() == []  # nobody is there to read it
     busy.close()
-    assert state.trainer_threads() == 0 and state.active_runs() == 0
+    assert pool.trainer_threads() == 0 and pool.active_runs() == 0
+
+
+def test_a_replay_recording_waits_for_a_trainer_like_a_run(labs, monkeypatch):
+    """Replay's Record trains in the background through the pool: with the only trainer
+    busy it waits (the page's script thread is never blocked), then records on its own;
+    a closed tab ends a recording that waits."""
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
+    busy, student, leaver = labs(), labs(), labs()
+    busy.start(50_000)
+    wait_until(lambda: busy.status().running and not busy.waiting, what="the busy run training")
+    started = time.monotonic()
+    assert student.record_replay(100) is None
+    assert time.monotonic() - started < 0.5  # it returned at once: nothing trained in this thread
+    assert leaver.record_replay(100) is None
+    wait_until(lambda: student.recording_waits and leaver.recording_waits, what="both waiting")
+    assert pool.active_runs() == 1 and pool.waiting_runs() == 2 and pool.trainer_threads() == 3
+    assert student.record_replay(100) is not None  # one recording at a time
+    leaver.close()  # the tab closed while it waited
+    assert not leaver.recording and leaver.replay is None
+    busy.stop()
+    wait_until(lambda: not student.recording, what="the recording done")
+    assert student.replay is not None and student.replay.steps[-1] == 100
+    assert student.trainer.step == 0  # a fresh copy trained, not the student's model
+    assert pool.active_runs() == 0 and pool.waiting_runs() == 0
 
 
 def test_trainer_threads_are_named_counted_and_published(labs, monkeypatch, tmp_path):
@@ -123,22 +148,22 @@ def test_trainer_threads_are_named_counted_and_published(labs, monkeypatch, tmp_
     lab = labs()
     lab.start(50_000)
     wait_until(lambda: lab.status().running and not lab.waiting, what="running")
-    names = [t.name for t in threading.enumerate() if t.name.startswith(state.TRAINER_THREAD_PREFIX)]
+    names = [t.name for t in threading.enumerate() if t.name.startswith(pool.TRAINER_THREAD_PREFIX)]
     assert len(names) == 1
     counts = json.loads((tmp_path / "trainers.json").read_text())
-    assert counts["threads"] == 1 and counts["running"] == 1 and counts["limit"] == state.MAX_ACTIVE_RUNS
+    assert counts["threads"] == 1 and counts["running"] == 1 and counts["limit"] == config.MAX_ACTIVE_RUNS
     lab.close()
     counts = json.loads((tmp_path / "trainers.json").read_text())
     assert counts["threads"] == 0 and counts["running"] == 0 and counts["waiting"] == 0
-    assert not [t for t in threading.enumerate() if t.name.startswith(state.TRAINER_THREAD_PREFIX)]
+    assert not [t for t in threading.enumerate() if t.name.startswith(pool.TRAINER_THREAD_PREFIX)]
 
 
 def test_every_run_is_capped_in_steps_and_seconds(labs, monkeypatch):
-    monkeypatch.setattr(state, "MAX_SECONDS_PER_RUN", 0.5)
+    monkeypatch.setattr(config, "MAX_SECONDS_PER_RUN", 0.5)
     lab = labs()
-    assert "between 1 and" in lab.start(state.MAX_STEPS_PER_RUN + 1)
+    assert "between 1 and" in lab.start(config.MAX_STEPS_PER_RUN + 1)
     started = time.monotonic()
-    lab.start(state.MAX_STEPS_PER_RUN)
+    lab.start(config.MAX_STEPS_PER_RUN)
     wait_until(lambda: not lab.running, 10, "the run's end")
     assert time.monotonic() - started < 5 and lab.status().status == "time_up"
     assert any("limit of 0.5 seconds" in text for _, text in lab.pop_notices())
@@ -229,10 +254,10 @@ def test_a_finite_but_exploding_loss_also_stops_the_run_and_restores_sane_weight
 
 # --- the class configuration --------------------------------------------------------------
 def test_config_keeps_xsrf_on_caps_uploads_and_hides_developer_menus():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    server, client = config["server"], config["client"]
+    streamlit_config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    server, client = streamlit_config["server"], streamlit_config["client"]
     assert server["enableXsrfProtection"] is True and server["enableCORS"] is True
-    assert server["maxUploadSize"] * 2**20 == state.MAX_UPLOAD_BYTES
+    assert server["maxUploadSize"] * 2**20 == config.MAX_UPLOAD_BYTES
     assert client["toolbarMode"] == "viewer" and client["showErrorDetails"] == "none"
     assert server["fileWatcherType"] == "none" and server["headless"] is True
 
@@ -240,13 +265,13 @@ def test_config_keeps_xsrf_on_caps_uploads_and_hides_developer_menus():
 def test_an_upload_over_the_cap_is_refused(labs):
     lab = labs()
     before = lab.model
-    message = lab.load_bytes(b"PK\x03\x04" + bytes(state.MAX_UPLOAD_BYTES), "huge.npz")
+    message = lab.load_bytes(b"PK\x03\x04" + bytes(config.MAX_UPLOAD_BYTES), "huge.npz")
     assert "up to 20 MB" in message and "unchanged" in message and lab.model is before
 
 
 # --- the waiting status on the Train page (AppTest) ---------------------------------------
 def test_train_page_shows_the_waiting_status(monkeypatch):
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
     clear_sessions()
     busy = LabSession(SMALL)
     try:
@@ -269,13 +294,13 @@ def test_train_page_shows_the_waiting_status(monkeypatch):
     finally:
         busy.close()
         clear_sessions()
-    assert math.isclose(state.trainer_threads(), 0)
+    assert math.isclose(pool.trainer_threads(), 0)
 
 
 # --- the line for a trainer: a time limit, and the shared ladder takes a slot too -----------
 def test_a_run_waiting_too_long_leaves_the_line_with_a_message(labs, monkeypatch):
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
-    monkeypatch.setattr(state, "MAX_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_WAIT_SECONDS", 1.0)
     busy, queued = labs(), labs()
     busy.start(50_000)
     wait_until(lambda: busy.status().running and not busy.waiting, what="the busy run")
@@ -286,13 +311,13 @@ def test_a_run_waiting_too_long_leaves_the_line_with_a_message(labs, monkeypatch
     assert queued.trainer.step == 0 and queued.run_info.status == "gave_up_waiting"
     (kind, text), = queued.pop_notices()
     assert kind == "info" and "No trainer became free within 1 seconds" in text and "Train" in text
-    assert state.waiting_runs() == 0 and state.trainer_threads() == 1 and busy.running
+    assert pool.waiting_runs() == 0 and pool.trainer_threads() == 1 and busy.running
 
 
 def test_the_shared_ladder_takes_a_slot_from_the_same_trainer_pool(labs, monkeypatch):
     from mlp_lab.teaching import Experiments
 
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
     student = labs()
     student.start(50_000)
     wait_until(lambda: student.status().running and not student.waiting, what="a student's run")
@@ -300,15 +325,15 @@ def test_the_shared_ladder_takes_a_slot_from_the_same_trainer_pool(labs, monkeyp
     try:
         ladder.request(["notebook"], 1000)
         wait_until(lambda: ladder.waiting, what="the ladder waiting in line")
-        assert state.waiting_runs() == 1 and state.active_runs() == 1
+        assert pool.waiting_runs() == 1 and pool.active_runs() == 1
         assert ladder.progress()[1] == 0.0 and ladder.results(1000) == {}  # nothing trained
         student.stop(wait=True)  # the slot is free: the rung trains, then gives it back
         ladder.wait(120)
         assert "notebook" in ladder.results(1000) and not ladder.errors
-        assert state.active_runs() == 0 and state.waiting_runs() == 0
+        assert pool.active_runs() == 0 and pool.waiting_runs() == 0
         # while the rung trains it holds the slot: a student's run waits behind it
         ladder.request(["loss"], 5000)  # a few seconds of one-image steps
-        wait_until(lambda: state.active_runs() == 1 and not ladder.waiting, what="the rung training")
+        wait_until(lambda: pool.active_runs() == 1 and not ladder.waiting, what="the rung training")
         before = student.trainer.step
         assert student.start(20) is None
         wait_until(lambda: student.waiting, what="the student waiting behind the ladder")

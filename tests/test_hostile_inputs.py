@@ -30,8 +30,9 @@ from mlp_core import images
 from mlp_core.images import digit_from_file, read_image
 from mlp_core.networks import build_model
 from mlp_core.persistence import model_to_bytes, save_model
-from mlp_lab import state
-from mlp_lab.state import LabSession, ModelChoice
+from mlp_lab import config
+from mlp_lab.choices import ModelChoice
+from mlp_lab.lab import LabSession
 
 ROOT = Path(__file__).resolve().parents[1]
 CHOICE = ModelChoice(kind="dense", hidden=(16,))

@@ -9,7 +9,7 @@ import pytest
 
 from mlp_lab import teaching_figures as tf
 from mlp_lab.shared_data import LabData
-from mlp_lab.state import ModelChoice
+from mlp_lab.choices import ModelChoice
 from mlp_lab.teaching import (LADDER, LESSONS, RUNGS, Experiments, ladder_summary,
                               params_to_settings, settings_to_params, train_rung)
 
@@ -29,8 +29,9 @@ def test_each_rung_of_the_ladder_changes_exactly_one_thing():
     swaps the architecture, which is one change of model kind)."""
     assert [r.key for r in LADDER] == ["notebook", "loss", "init", "adam", "batch", "dense"]
     first = LADDER[0].choice
-    assert (first.kind, first.loss, first.init, first.optimizer, first.batch_size, first.lr) == \
+    assert (first.kind, first.loss, first.init, first.optimizer, first.batch_size, LADDER[0].lr) == \
         ("notebook", "mse", "notebook", "sgd", 1, 0.001)  # the notebook's own settings
+    assert {rung.lr for rung in LADDER} == {0.001}  # the learning rate never changes
     for before, after in zip(LADDER[:-2], LADDER[1:-1]):
         a, b = asdict(before.choice), asdict(after.choice)
         changed = [k for k in a if a[k] != b[k]]
@@ -85,13 +86,13 @@ def test_lessons_set_up_the_ladder_and_end_modern():
     assert LESSONS[0].choice == RUNGS["notebook"].choice
     assert LESSONS[-1].choice == ModelChoice.preset("dense")
     for lesson in LESSONS:
-        lesson.choice.train_config()  # the engine accepts every lesson's settings
+        lesson.choice.train_config(lesson.lr)  # the engine accepts every lesson's settings
         assert lesson.steps and lesson.goal
 
 
 def test_settings_round_trip_through_a_link():
     choice = ModelChoice(kind="dense", hidden=(64, 32), activation="tanh", loss="mse", init="xavier",
-                         optimizer="momentum", batch_size=32, schedule="constant", lr=0.01)
+                         optimizer="momentum", batch_size=32, schedule="constant")
     params = settings_to_params(choice, 0.01, 5000)
     assert params == {"model": "dense", "hidden": "64-32", "act": "tanh", "loss": "mse",
                       "init": "xavier", "opt": "momentum", "batch": "32", "sched": "constant",
@@ -150,7 +151,7 @@ def test_replay_records_evenly_spaced_int8_snapshots(small_data):
     from mlp_lab.replay import record
 
     choice = ModelChoice(kind="dense", hidden=(32, 16), batch_size=32)
-    replay = record(choice, small_data, 100, snapshots=6)
+    replay = record(choice, 0.001, small_data, 100, snapshots=6)
     assert replay.steps == [0, 20, 40, 60, 80, 100] and not replay.stopped_early
     assert set(replay.levels) == {"w1", "w2", "w3"} and replay.sizes == (784, 32, 16, 10)
     assert all(a.dtype == np.int8 and a.shape == (784, 32) for a in replay.levels["w1"])
@@ -162,9 +163,9 @@ def test_replay_records_evenly_spaced_int8_snapshots(small_data):
                                atol=replay.limits["w1"] / 127)  # step 0 is the fresh model
     assert np.abs(last - first).max() > 0  # training moved the weights
     assert len(replay.accuracy) == 6 and replay.accuracy[-1] > replay.accuracy[0]
-    short = record(ModelChoice(kind="dense", hidden=(8,)), small_data, 10, snapshots=3)
+    short = record(ModelChoice(kind="dense", hidden=(8,)), 0.001, small_data, 10, snapshots=3)
     assert set(short.levels) == {"w1", "w2"}  # one hidden layer: no w3
-    slow = record(RUNGS["notebook"].choice, small_data, 50_000, snapshots=5, seconds=0.3)
+    slow = record(RUNGS["notebook"].choice, 0.001, small_data, 50_000, snapshots=5, seconds=0.3)
     assert slow.stopped_early and slow.steps[-1] < 50_000
 
 

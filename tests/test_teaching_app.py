@@ -101,12 +101,13 @@ def test_a_bad_link_still_opens_with_a_note():
 
 
 def test_compare_page_says_when_the_ladder_waits_for_a_free_trainer(app, monkeypatch):
-    from mlp_lab import state, teaching
-    from mlp_lab.state import LabSession, ModelChoice
+    from mlp_lab import config, teaching
+    from mlp_lab.choices import ModelChoice
+    from mlp_lab.lab import LabSession
 
-    monkeypatch.setattr(state, "MAX_ACTIVE_RUNS", 1)
-    ladder = teaching.Experiments()
-    monkeypatch.setattr(teaching, "_experiments", ladder)  # this test's own ladder worker
+    monkeypatch.setattr(config, "MAX_ACTIVE_RUNS", 1)
+    teaching.get_experiments.reset()  # this test's own ladder worker
+    ladder = teaching.get_experiments()
     busy = LabSession(ModelChoice(kind="dense", hidden=(16,), batch_size=32))
     try:
         busy.start(50_000)  # another student holds the only trainer
@@ -123,6 +124,7 @@ def test_compare_page_says_when_the_ladder_waits_for_a_free_trainer(app, monkeyp
         ladder.close()
         busy.close()
         ladder.wait(30)
+        teaching.get_experiments.reset()
 
 
 @pytest.mark.slow
@@ -265,6 +267,13 @@ def test_replay_records_and_scrubs_and_plays(app):
     assert play.disabled  # nothing to play yet
     app.select_slider(key="replay_steps").set_value(200).run()
     next(b for b in app.button if b.label == "Record").click().run()
+    lab = app.session_state["lab"]
+    assert any(b.label == "Stop" for b in app.button) or not lab.recording  # recording in the background
+    deadline = time.monotonic() + 60
+    while lab.recording:  # AppTest cannot fire run_every: wait, then run again
+        assert time.monotonic() < deadline, "the recording did not finish"
+        time.sleep(0.05)
+    app.run()
     assert_clean(app)
     assert [m.value for m in app.metric][0] == "0"
     grid = next(c.proto.spec for c in app.get("plotly_chart") if "The 64 neurons" in c.proto.spec)
@@ -295,7 +304,7 @@ def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
     get_jobs().wait(600)
     app.run()
     assert_clean(app)
-    assert not get_jobs().error
+    assert (2000, 2) not in get_jobs().errors, get_jobs().errors
     labels = [m.label for m in app.metric]
     assert labels.count("Seconds per epoch") == 2 and labels.count("Accuracy on unseen images") == 2
     import json
@@ -311,7 +320,7 @@ def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
     # the same maths: the two gradients agree to float32 rounding, and the page says so
     assert all(float(v) < 1e-4 for v in rows["relative to the largest gradient"])
     assert any(s.value.startswith("**Yes.**") for s in app.success)
-    result = get_jobs().results[(2000, 2)]
+    result = get_jobs().result((2000, 2))
     assert result.loss_ours == pytest.approx(result.loss_keras, rel=1e-5)
     assert abs(result.ours.val_accuracy[-1] - result.keras.val_accuracy[-1]) < 0.08
     # both loss curves fall, over the same images
@@ -323,15 +332,17 @@ def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
 def test_numpy_vs_keras_waits_for_a_free_trainer(app):
     """The comparison takes a slot of the server's trainer pool, like a student's run: with
     every slot taken it waits (and says so), and it can leave the line."""
+    import contextlib
     import threading
 
+    from mlp_lab import config
     from mlp_lab.keras_compare import get_jobs
-    from mlp_lab.state import MAX_ACTIVE_RUNS, POOL
+    from mlp_lab.pool import POOL
 
     jobs = get_jobs()
-    held = [POOL.new_ticket() for _ in range(MAX_ACTIVE_RUNS)]
-    for ticket in held:
-        assert POOL.acquire(ticket, threading.Event()) in (True, "acquired")
+    held = contextlib.ExitStack()
+    for _ in range(config.MAX_ACTIVE_RUNS):  # every trainer of the server taken
+        assert held.enter_context(POOL.slot(threading.Event())).acquired
     try:
         app.switch_page("pages/keras.py").run()
         app.select_slider(key="keras_n").set_value(10000)
@@ -348,12 +359,11 @@ def test_numpy_vs_keras_waits_for_a_free_trainer(app):
         jobs.wait(10)
         app.run()
         assert_clean(app)
-        assert (10000, 3) not in jobs.results and not jobs.error
+        assert jobs.result((10000, 3)) is None and (10000, 3) not in jobs.errors
         assert not next(b for b in app.button if b.label == "Run both").disabled
     finally:
         jobs.close()
-        for ticket in held:
-            POOL.release(ticket)
+        held.close()
 
 
 def test_numpy_vs_keras_without_tensorflow_says_so_without_a_traceback(app, tmp_path, monkeypatch):
@@ -376,7 +386,7 @@ def test_numpy_vs_keras_without_tensorflow_says_so_without_a_traceback(app, tmp_
     errors = [e.value for e in app.error]
     assert any("needs TensorFlow" in e and "pip install tensorflow" in e for e in errors), errors
     assert not any("Traceback" in e for e in errors)
-    assert (5000, 1) not in jobs.results
+    assert jobs.result((5000, 1)) is None
     assert not next(b for b in app.button if b.label == "Run both").disabled  # can try again
 
 
@@ -397,8 +407,8 @@ def test_the_keras_comparison_keeps_tensorflow_out_of_the_server():
             "at.select_slider(key='keras_epochs').set_value(1).run()\n"
             "next(b for b in at.button if b.label == 'Run both').click().run()\n"
             "get_jobs().wait(600); at.run()\n"
-            "assert not at.exception and not get_jobs().error, get_jobs().error\n"
-            "assert (2000, 1) in get_jobs().results\n"
+            "assert not at.exception and (2000, 1) not in get_jobs().errors, get_jobs().errors\n"
+            "assert get_jobs().result((2000, 1)) is not None\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=700)

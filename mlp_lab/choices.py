@@ -1,0 +1,154 @@
+"""What a student can choose, in plain words, and the one path from those choices to a
+model and its training settings.
+
+``ModelChoice`` is what the Model page picks (the network and how it learns). The
+learning rate is not part of it: the Train page's slider sets it, also during a run, and
+the trainer is its one owner (``LabSession.lr``). A new model takes the learning rate it
+is given, or ``ModelChoice.usual_lr``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from mlp_core import TrainConfig, build_model
+from mlp_core.activations import ACTIVATIONS
+from mlp_core.presets import PRESETS
+from mlp_core.presets import parse_hidden as _parse_hidden
+
+from . import config
+
+KINDS = {"dense": "Dense MLP", "notebook": "Notebook model"}
+LOSS_LABELS = {"cross_entropy": "Cross-entropy", "mse": "Squared error (the notebook's)"}
+OPTIMIZER_LABELS = {"sgd": "Plain gradient descent (SGD)", "momentum": "SGD with momentum",
+                    "adam": "Adam"}
+INIT_LABELS = {"notebook": "Tiny positive numbers (the notebook's)", "he": "He (for ReLU)",
+               "xavier": "Xavier / Glorot"}
+SCHEDULE_LABELS = {"constant": "Constant", "cosine": "Cosine: slows down towards the end"}
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
+BATCH_SIZES = (1, 8, 16, 32, 64, 128, 256, 512)
+SHIFTS = (0, 1, 2)  # pixels a training image may move (the Model page's choices)
+MAX_HIDDEN_LAYERS, MAX_HIDDEN_SIZE = 4, 1024  # the biggest dense network the pages offer
+LR_OPTIONS = tuple(round(m * 10.0 ** e, 6) for e in range(-5, 0) for m in (1, 2, 5)) + (1.0,)
+STEP_OPTIONS = tuple(s for s in (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
+                     if s <= config.MAX_STEPS_PER_RUN)
+DEFAULT_STEPS = 2000  # the notebook trained 2,000 steps per run of its cell
+EVAL_EVERY = {"dense": 100, "notebook": 500}  # steps between validation checks
+
+# The Model page's form: one widget per field of ModelChoice, keyed "m_<field>". These
+# widgets, the Train page's sliders, and nothing else, must refill from a new model
+# (a lesson, a link, an upload, the Make button): FOLLOWER_KEYS is that one list.
+FORM_FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size",
+               "schedule", "shift")
+FORM_KEYS = {name: f"m_{name}" for name in FORM_FIELDS}
+FOLLOWER_KEYS = ("train_lr", "train_steps", *FORM_KEYS.values())
+
+
+def nearest_option(value: float, options) -> float:
+    """The option closest to ``value`` on a log scale (a loaded file may hold any lr)."""
+    return min(options, key=lambda o: abs(math.log(o) - math.log(value)))
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'256, 128' -> (256, 128), within what the pages offer. Raises ValueError with a
+    message for the user."""
+    try:
+        return _parse_hidden(text, MAX_HIDDEN_LAYERS, MAX_HIDDEN_SIZE)
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(message[0].upper() + message[1:] + ".") from None
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Everything the Model page picks: the network and how to train it."""
+
+    kind: str = "dense"  # "dense" or "notebook"
+    hidden: tuple[int, ...] = (256, 128)  # dense only: neurons per hidden layer
+    activation: str = "relu"  # dense only: the hidden layers' activation
+    loss: str = "cross_entropy"  # "cross_entropy" or "mse"
+    init: str = "he"  # how the first weights are drawn
+    optimizer: str = "adam"  # "sgd", "momentum" or "adam"
+    batch_size: int = 128  # images per training step
+    schedule: str = "cosine"  # learning rate over a run: "constant" or "cosine"
+    shift: int = 0  # training images moved at random by up to this many pixels (augmentation)
+
+    @classmethod
+    def preset(cls, kind: str) -> ModelChoice:
+        """The settings of ``mlp_core.presets``: the notebook's, or the best dense ones."""
+        model_cfg, train_cfg = PRESETS[kind]
+        return cls(kind=kind, hidden=tuple(model_cfg.get("hidden", (256, 128))),
+                   activation=model_cfg.get("activation", "relu"), loss=model_cfg["loss"],
+                   init=model_cfg["init"], optimizer=train_cfg.optimizer,
+                   batch_size=train_cfg.batch_size, schedule=train_cfg.schedule,
+                   shift=train_cfg.shift)
+
+    @classmethod
+    def from_model(cls, model_config: dict, training: dict | None = None) -> ModelChoice:
+        """The choice behind a saved model's settings (unknown training keys are ignored;
+        training settings the engine refuses fall back to the preset's)."""
+        base = cls.preset(model_config["kind"])
+        training = training or {}
+        fields = {"kind": model_config["kind"], "loss": model_config["loss"],
+                  "init": model_config["init"]}
+        if model_config["kind"] == "dense":
+            fields.update(hidden=tuple(model_config["hidden"]), activation=model_config["activation"])
+        fields.update({name: training[name] for name in ("optimizer", "batch_size", "schedule", "shift")
+                       if name in training})
+        choice = replace(base, **fields)
+        try:
+            choice.train_config(choice.usual_lr())  # refuse settings the engine would refuse
+        except (ValueError, TypeError):
+            choice = replace(choice, optimizer=base.optimizer, batch_size=base.batch_size,
+                             schedule=base.schedule, shift=base.shift)
+        return choice
+
+    def usual_lr(self) -> float:
+        """The learning rate this choice starts with: the preset's for its kind."""
+        return PRESETS[self.kind][1].lr
+
+    def model_config(self) -> dict:
+        """The settings ``mlp_core.build_model`` takes."""
+        if self.kind == "notebook":
+            return {"kind": "notebook", "loss": self.loss, "init": self.init}
+        return {"kind": "dense", "hidden": list(self.hidden), "activation": self.activation,
+                "loss": self.loss, "init": self.init}
+
+    def train_config(self, lr: float, seed: int = 0, eval_every: int | None = None) -> TrainConfig:
+        """The ``TrainConfig`` for this choice at learning rate ``lr`` (raises ValueError
+        for settings the engine refuses)."""
+        return TrainConfig(optimizer=self.optimizer, lr=float(lr), batch_size=int(self.batch_size),
+                           schedule=self.schedule, shift=self.shift,
+                           eval_every=eval_every or EVAL_EVERY[self.kind], seed=seed)
+
+    def build(self, seed: int = 0):
+        """A network with fresh random weights drawn from ``seed``."""
+        return build_model(self.model_config(), seed=seed)
+
+    def describe_training(self) -> str:
+        return (f"{OPTIMIZER_LABELS[self.optimizer]}, batch {self.batch_size}, "
+                f"{LOSS_LABELS[self.loss].split(' (')[0].lower()} loss")
+
+    def form_values(self) -> dict:
+        """The Model page's widget values for this choice, by widget key."""
+        return {key: ", ".join(map(str, self.hidden)) if name == "hidden" else getattr(self, name)
+                for name, key in FORM_KEYS.items()}
+
+    @classmethod
+    def from_form(cls, values: dict, current: ModelChoice) -> ModelChoice:
+        """The choice the Model page's widgets describe (``values`` by widget key). A
+        notebook model keeps ``current``'s hidden sizes for when the student switches back.
+        Raises ValueError with a message for the user."""
+        fields = {name: values[key] for name, key in FORM_KEYS.items()}
+        fields["hidden"] = (parse_hidden(fields["hidden"]) if fields["kind"] == "dense"
+                            else current.hidden)
+        return cls(**fields)
+
+    def lr_after_change(self, previous: ModelChoice, lr: float) -> float:
+        """The learning rate a new model made from this choice starts with, when the model
+        it replaces had ``previous`` at ``lr``: kept, unless the kind or the optimizer
+        changed (then this choice's usual one: Adam and SGD want very different rates)."""
+        if (self.kind, self.optimizer) != (previous.kind, previous.optimizer):
+            return self.usual_lr()
+        return lr
