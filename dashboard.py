@@ -10,11 +10,11 @@ import os
 # OpenBLAS's own threads fighting over them made training several times slower here.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from mlp_lab import config  # noqa: E402
-from mlp_lab.links import apply_link, sync_link  # noqa: E402
-from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices  # noqa: E402
+from mlp_lab import config
+from mlp_lab.links import apply_link, sync_link
+from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices
 
 st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
 
@@ -39,7 +39,7 @@ try:
     render_sidebar(lab)
     page.run()
     sync_link(lab)  # the address bar holds the current settings, to share them
-except Exception as exc:  # noqa: BLE001 - no traceback ever reaches a student
+except Exception as exc:
     if config.DEBUG:
         raise
     friendly_error(exc)

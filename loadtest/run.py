@@ -1,7 +1,7 @@
 """Load test: a class of N students on one local server.
 
-    python loadtest/run.py --client protocol --sessions 30 --training 5 [--rounds 3] [--json out.json]
-    python loadtest/run.py --client browser --sessions 5 --training 2
+    python -m loadtest.run --client protocol --sessions 30 --training 5 [--rounds 3] [--json out.json]
+    python -m loadtest.run --client browser --sessions 5 --training 2
 
 Starts `streamlit run dashboard.py` on 127.0.0.1 (a free port; nothing else is contacted),
 then plays N students against it: with ``--client protocol`` (the default) N websocket
@@ -32,19 +32,14 @@ import json
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python loadtest/run.py` as well as `python -m loadtest.run`
-    sys.path.insert(0, str(ROOT))
+from loadtest.server import Server, rss_mb
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -52,88 +47,6 @@ TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "T
 ACTION_TIMEOUT_MS = 30_000  # an answer slower than this counts as an error
 OPEN_TIMEOUT_MS = 120_000  # the first load: every context fetches and compiles ~5 MB of JS
 VIEWPORT = {"width": 1280, "height": 900}
-
-
-# --- the server ---------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`streamlit run dashboard.py` on 127.0.0.1, publishing its trainer counts."""
-
-    def __init__(self, max_runs: int | None = None, env: dict | None = None):
-        self.status_dir = Path(tempfile.mkdtemp(prefix="mlp-lab-status-"))
-        self.log_path = self.status_dir / "server.log"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1",
-                       "MLP_LAB_STATUS_DIR": str(self.status_dir), **(env or {})}
-        environment.pop("MLP_LAB_DEBUG", None)
-        if max_runs:
-            environment["MLP_LAB_MAX_RUNS"] = str(max_runs)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "dashboard.py",
-                 "--server.headless", "true", "--server.address", "127.0.0.1",
-                 "--server.port", str(self.port), "--browser.gatherUsageStats", "false"],
-                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"streamlit did not become healthy in 60 s:\n{self.log()}")
-            time.sleep(0.2)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 15.0, after: int = 0) -> str:
-        """Wait until ``text`` appears in the server's output (past offset ``after``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            log = self.log()[after:]
-            if text in log:
-                return log
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} not in the server log after {timeout} s:\n{self.log()[-3000:]}")
-
-    def trainers(self) -> dict:
-        """The server's own counts: live trainer threads, runs training, runs waiting."""
-        path = self.status_dir / "trainers.json"
-        if not path.exists():
-            return {"threads": 0, "running": 0, "waiting": 0}
-        return json.loads(path.read_text())
-
-    def rss_mb(self) -> float:
-        return _rss_mb(self.process.pid)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        shutil.rmtree(self.status_dir, ignore_errors=True)
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -152,7 +65,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                self.samples.append((time.monotonic(), _cpu_seconds(self.pid), _rss_mb(self.pid)))
+                self.samples.append((time.monotonic(), _cpu_seconds(self.pid), rss_mb(self.pid)))
             except OSError:
                 return
             self._halt.wait(0.5)

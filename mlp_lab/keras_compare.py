@@ -24,6 +24,7 @@ model should have unique names").
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -37,8 +38,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mlp_core import DenseMLP, TrainConfig, Trainer
+from mlp_core.blas import set_blas_threads
 
 from .pool import JobFailed, SharedJobs, server_wide
+from .shared_data import get_data
 
 HIDDEN = (128, 64)
 BATCH = 64
@@ -104,7 +107,7 @@ def compare(data, n_train: int = 5000, epochs: int = 2, seed: int = 0,
     ``on_event(text)`` hears what is being done (for a progress line)."""
     say = on_event or (lambda text: None)
     say("Loading TensorFlow")
-    import tensorflow as tf  # lazy: only this comparison needs it
+    import tensorflow as tf  # noqa: PLC0415 (only this comparison, in a child process, loads it)
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)  # one core, like our trainer
@@ -197,14 +200,10 @@ def _keras_model(tf, params: dict[str, np.ndarray]):
 def main(argv=None) -> int:
     """``python -m mlp_lab.keras_compare N EPOCHS``: run ``compare`` and write JSON lines to
     stdout: {"stage": text} while it works, then {"result": ...} or {"error": ...}."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n_train", type=int, choices=TRAIN_SIZES)
     parser.add_argument("epochs", type=int, choices=EPOCH_OPTIONS)
     args = parser.parse_args(argv)
-    from mlp_core.blas import set_blas_threads
-
     set_blas_threads(1)  # as in the server: one BLAS thread for our side
     parent = os.getppid()
     out = sys.stdout
@@ -219,8 +218,6 @@ def main(argv=None) -> int:
         emit({"stage": text})
 
     try:
-        from .shared_data import get_data
-
         result = compare(get_data(), args.n_train, args.epochs, on_event=stage)
     except ImportError as exc:
         emit({"error": f"{type(exc).__name__}: {exc}", "missing": True})

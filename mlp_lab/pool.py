@@ -42,7 +42,7 @@ class Slot:
 
     def __init__(self, pool: TrainerPool, cancel: threading.Event, max_wait: float | None):
         self.pool, self.cancel, self.max_wait = pool, cancel, max_wait
-        self.ticket = next(pool._tickets)
+        self.ticket = pool.new_ticket()
         self.turn: str | None = None
 
     @property
@@ -55,12 +55,12 @@ class Slot:
         return self.pool.position(self.ticket)
 
     def __enter__(self) -> Slot:
-        self.turn = self.pool._acquire(self.ticket, self.cancel, self.max_wait)
+        self.turn = self.pool.acquire(self.ticket, self.cancel, self.max_wait)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.acquired:
-            self.pool._release(self.ticket)
+            self.pool.release(self.ticket)
 
 
 class TrainerPool:
@@ -77,7 +77,11 @@ class TrainerPool:
         """A place in the line; use it with ``with`` (see ``Slot``)."""
         return Slot(self, cancel, max_wait)
 
-    def _acquire(self, ticket: int, cancel: threading.Event, max_wait: float | None) -> str:
+    def new_ticket(self) -> int:
+        return next(self._tickets)
+
+    def acquire(self, ticket: int, cancel: threading.Event, max_wait: float | None = None) -> str:
+        """Wait for ``ticket``'s turn (use ``slot``, which also gives the trainer back)."""
         deadline = None if max_wait is None else time.monotonic() + max_wait
         with self._cond:
             self._queue.append(ticket)
@@ -97,7 +101,7 @@ class TrainerPool:
                     self._queue.remove(ticket)
                 self._changed()
 
-    def _release(self, ticket: int) -> None:
+    def release(self, ticket: int) -> None:
         with self._cond:
             self._running.discard(ticket)
             self._changed()

@@ -20,7 +20,7 @@ import streamlit as st
 
 from mlp_core.blas import set_blas_threads
 
-from . import config
+from . import config, figures
 from .lab import LabSession, LabStatus
 
 # One BLAS thread for the whole server process: many sessions train at once on a few cores,
@@ -120,8 +120,6 @@ def _warm_up_once() -> None:
     """Pay Plotly's first-use cost while the first visitor waits for MNIST anyway."""
     global _warmed_up
     if not _warmed_up:
-        from . import figures
-
         figures.warm_up()
         _warmed_up = True
 
@@ -135,7 +133,7 @@ def _leave_legacy_pages_mode() -> None:
     through dashboard.py. (AppTest re-enters the legacy mode before every run, so this
     also makes ``AppTest.switch_page`` run the entrypoint, as a browser does.)"""
     try:
-        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.pages_manager import PagesManager  # noqa: PLC0415 (may vanish)
     except ImportError:  # a future Streamlit without the legacy mode
         return
     if getattr(PagesManager, "uses_pages_directory", False):

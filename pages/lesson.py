@@ -49,6 +49,6 @@ query = "&".join(f"{k}={v}" for k, v in current_params(lab).items())
 base = ""
 try:
     base = str(st.context.url or "").split("?")[0]
-except Exception:  # older Streamlit or no browser (AppTest): the query alone still works
+except Exception:  # noqa: BLE001 (older Streamlit, or no browser in AppTest: the query alone works)
     base = ""
 st.code(f"{base}?{query}" if base else f"?{query}", language=None)

@@ -19,7 +19,8 @@ import threading
 import pytest
 
 from loadtest.protocol import StudentSession
-from loadtest.run import Server, _run_protocol
+from loadtest.run import _run_protocol
+from loadtest.server import Server
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from browser_ui import open_page
-from loadtest.run import Server
+from loadtest.server import Server
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",

@@ -8,20 +8,15 @@ threads to ``trainers.json``, which the tests read from outside the server proce
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from loadtest.server import Server
 
 from browser_ui import assert_no_exception, go, metric_value, open_page, record
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from loadtest.run import Server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
