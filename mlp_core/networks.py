@@ -133,6 +133,12 @@ class Network:
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: p.shape for name, p in self.params.items()}
 
+    def keep_params_in(self, buffer: np.ndarray) -> None:
+        """Make the parameters views into ``buffer``, a flat array of ``n_params`` values of
+        this model's dtype (e.g. shared memory, see parallel.py), taking the values it
+        holds: copy ``params.flat`` into it first to keep the current ones."""
+        self.params = ParamDict(self.param_shapes(), self.dtype, buffer=buffer)
+
     def _as_input(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype.kind not in "f":
@@ -413,7 +419,30 @@ class DenseMLP(Network):
         n = len(x)
         if not checked:
             labels = check_labels(labels, n)
-        return self._relu_cross_entropy_step(x, labels)
+        return self._relu_cross_entropy_step(x, labels, self._grad_buffers())
+
+    def partial_loss_and_grads(self, x, labels, batch_size: int, out: ParamDict,
+                               checked: bool = False) -> float:
+        """Images ``x`` as one part of a batch of ``batch_size`` images: returns their share
+        of the batch's mean loss and writes their share of its gradient into ``out`` (a
+        ParamDict laid out like ``params``), so that the parts' shares add up to the whole
+        batch's. For a batch split between processes (parallel.py); relu with
+        cross-entropy only."""
+        if self.activation != "relu" or self.loss != "cross_entropy":
+            raise ValueError("partial_loss_and_grads needs relu with cross-entropy, "
+                             f"got {self.activation} with {self.loss}")
+        shapes = self.param_shapes()
+        if not (isinstance(out, ParamDict) and out.flat.dtype == self.dtype
+                and {name: value.shape for name, value in out.items()} == shapes):
+            got = (f"{out.flat.dtype} {({name: value.shape for name, value in out.items()})}"
+                   if isinstance(out, ParamDict) else type(out).__name__)
+            raise ValueError(f"out must be a {self.dtype} ParamDict of shapes {shapes}, got {got}")
+        x = self._as_input(x)
+        if not 1 <= len(x) <= batch_size:
+            raise ValueError(f"a part of a batch of {batch_size} must hold 1 to {batch_size} images, got {len(x)}")
+        if not checked:
+            labels = check_labels(labels, len(x))
+        return self._relu_cross_entropy_step(x, labels, out, mean_over=batch_size)[0]
 
     def _buffers(self, n):
         """Buffers for a batch of ``n``, allocated once per batch size.
@@ -445,7 +474,7 @@ class DenseMLP(Network):
             }
         return self._workspace
 
-    def _relu_cross_entropy_step(self, x, labels, mean_over: int | None = None):
+    def _relu_cross_entropy_step(self, x, labels, g: ParamDict, mean_over: int | None = None):
         # The same math as _forward + loss_and_grad + backward, written into preallocated
         # buffers (no allocation per step) in as few NumPy calls as the math allows. The
         # tricks: biases ride inside the matrix products (see _buffers); relu is applied as
@@ -454,7 +483,7 @@ class DenseMLP(Network):
         # it also has to propagate NaNs); and the softmax cross-entropy gradient is formed
         # in place on the logits.
         ws = self._buffers(len(x))
-        p, g, L = self.params, self._grad_buffers(), self.n_layers
+        p, L = self.params, self.n_layers
         n, hs, wide, relu_grad = ws["n"], ws["h"], ws["wide"], ws["relu'"]
         made_from = ws.get("stacked_from", (None, None))
         if made_from[0] is not p.flat or made_from[1] is not g.flat:  # made once, not every step

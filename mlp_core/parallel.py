@@ -8,18 +8,20 @@ interpreter lock, and on this kind of machine each wait costs about what it free
 measured three designs). A second process has an interpreter of its own.
 
 How: the weights, both halves' gradients, the optimizer's moments and the batch live in
-shared memory. Each step the trainer gathers the batch into it, and then
+shared memory. Each step
 
-1. ``gradients``: each process computes its half of the batch's loss and gradient (this
-   process the first half of the images, the helper the second), each already divided
-   by the whole batch's size, so that the two halves add up to the batch's mean;
+1. ``gradients``: each process gathers and computes its half of the batch's loss and
+   gradient (this process the first half of the images, the helper the second), each
+   already divided by the whole batch's size, so that the two halves add up to the
+   batch's mean;
 2. ``update``: each process adds the two gradients over its half of the *weights* and
    applies the optimizer there; when both are done, the weights are whole again.
 
-The trainer looks at the loss between the two (to keep known-good weights, or to stop a
-run that diverged) exactly as it does with one process. The numbers are those of one
-process on the whole batch up to float rounding (the batch's gradient is summed in two
-parts); tests hold the two together.
+``TwoProcessStep`` is the trainer's step (``trainer.TrainingStep``), so the trainer looks
+at the loss between the two (to keep known-good weights, or to stop a run that diverged)
+exactly as it does with one process. The numbers are those of one process on the whole
+batch up to float rounding (the batch's gradient is summed in two parts); tests hold the
+two together.
 
 The helper is ``python -m mlp_core.parallel``, started by ``TwoProcessStep`` and told
 what to do through a few counters in the shared memory: while training, each side
@@ -29,13 +31,13 @@ between runs the helper sleeps, and it exits when told to or when this process i
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
 import sys
 import time
 from multiprocessing import resource_tracker, shared_memory
+from typing import Callable
 
 import numpy as np
 
@@ -52,8 +54,7 @@ START_TIMEOUT = 120.0  # seconds for the helper to import NumPy and attach (a bu
 def _layout(n_params: int, n_states: int, batch: int, dtype, rows_shape=(0, 784),
             rows_dtype=np.uint8) -> tuple[dict[str, tuple[int, tuple, object]], int]:
     """name -> (byte offset, shape, dtype) of every array in the shared memory, and its size."""
-    arrays = [("params", (n_params,), dtype), ("grads_a", (n_params,), dtype), ("grads_b", (n_params,), dtype),
-              ("grad", (n_params,), dtype), ("scratch", (n_params,), dtype)]
+    arrays = [("params", (n_params,), dtype), ("grads_a", (n_params,), dtype), ("grads_b", (n_params,), dtype)]
     arrays += [(f"state{i}", (n_params,), dtype) for i in range(n_states)]
     arrays += [("x", (batch, 784), dtype), ("labels", (batch,), np.int64), ("idx", (batch,), np.int64),
                ("ctrl", (8,), np.int64), ("vals", (8,), np.float64), ("rows", rows_shape, rows_dtype)]
@@ -91,13 +92,14 @@ def _gather(a: dict[str, np.ndarray], lo: int, hi: int) -> None:
         np.take(rows, idx, axis=0, out=out, mode="clip")
 
 
-def _combine_and_update(optimizer: Optimizer, a: dict[str, np.ndarray], lo: int, hi: int) -> None:
-    """The batch's gradient on weights lo:hi (each half's gradient is its share of the
-    batch's mean already: their sum) and the optimizer's update of those weights."""
-    grad, scratch = a["grad"][lo:hi], a["scratch"][lo:hi]
-    np.add(a["grads_a"][lo:hi], a["grads_b"][lo:hi], out=grad)
-    states = [a[f"state{i}"][lo:hi] for i in range(len(optimizer._state_names))]
-    optimizer._update(a["params"][lo:hi], grad, *states, scratch)
+def _sum_and_update(optimizer: Optimizer, params: ParamDict, grads: ParamDict, second_half_grads: np.ndarray,
+                    part: slice) -> None:
+    """The batch's gradient on the weights ``part`` (each half's gradient is its share of
+    the batch's mean already: their sum), written over the first half's ``grads``, which
+    the next step overwrites anyway; then the optimizer's update of those weights."""
+    first = grads.flat[part]
+    np.add(first, second_half_grads[part], out=first)
+    optimizer.update_part(params, grads, part)
 
 
 def check_supported(model, optimizer: Optimizer, batch_size: int) -> None:
@@ -112,35 +114,40 @@ def check_supported(model, optimizer: Optimizer, batch_size: int) -> None:
 
 
 class TwoProcessStep:
-    """Binds ``model``'s weights and gradients, and ``optimizer``'s state, to shared memory
-    and starts the helper process. ``close()`` ends it (also done when garbage collected)."""
+    """The trainer's step (``trainer.TrainingStep``) split between this process and a
+    helper process: binds ``model``'s weights and ``optimizer``'s state to shared memory
+    and starts the helper. ``close()`` ends it (also done when garbage collected)."""
 
-    def __init__(self, model: DenseMLP, optimizer: Optimizer, batch_size: int, rows: np.ndarray | None = None):
-        """``rows``: the training images, (N, 784), uint8 or floats of the model's dtype.
-        Given, they are copied into the shared memory once and each process gathers its
-        own half of every batch (``gradients(labels, idx=...)``)."""
+    def __init__(self, model: DenseMLP, optimizer: Optimizer, batch_size: int,
+                 images: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray | None = None):
+        """``images(idx, out)`` writes the training images ``idx`` into ``out`` as float
+        rows (n, 784). ``rows``: the training images, (N, 784), uint8 or floats of the
+        model's dtype; given, they are copied into the shared memory once and each process
+        gathers its own half of every batch instead."""
         check_supported(model, optimizer, batch_size)
-        self.model, self.optimizer, self.n = model, optimizer, batch_size
+        self.model, self.optimizer, self.n, self.images = model, optimizer, batch_size, images
         self.half = batch_size // 2  # this process: images 0:half; the helper: half:n
         shapes, dtype = model.param_shapes(), model.dtype
         if rows is not None and not (rows.dtype == dtype or (rows.dtype == np.uint8 and dtype == np.float32)):
-            rows = None  # then the trainer gathers whole batches itself
+            rows = None  # then the trainer's images() gathers whole batches
         self.gathers = rows is not None
         rows_shape, rows_dtype = (rows.shape, rows.dtype) if self.gathers else ((0, 784), np.uint8)
-        n_params = model.params.flat.size
+        n_params = model.n_params
         self.split = n_params // 2  # this process updates weights 0:split; the helper the rest
-        layout, size = _layout(n_params, len(optimizer._state_names), batch_size, dtype, rows_shape, rows_dtype)
+        layout, size = _layout(n_params, len(optimizer.state_names), batch_size, dtype, rows_shape, rows_dtype)
         self.shm = shared_memory.SharedMemory(create=True, size=size)
         self.a = a = _arrays(self.shm, layout)
         a["ctrl"][:] = 0
         if self.gathers:
             a["rows"][...] = rows
-        params = ParamDict(shapes, dtype, buffer=a["params"])
-        params.flat[...] = model.params.flat
-        model.params = params
-        model._grads = ParamDict(shapes, dtype, buffer=a["grads_a"])
-        model._input = a["x"]  # the trainer gathers each batch straight into shared memory
-        self._attach_optimizer()
+        a["params"][...] = model.params.flat
+        model.keep_params_in(a["params"])
+        self.grads = ParamDict(shapes, dtype, buffer=a["grads_a"])
+        self.states = [a[f"state{i}"] for i in range(len(optimizer.state_names))]
+        for buffer, name in zip(self.states, optimizer.state_names):
+            state = getattr(optimizer, name)  # {} until the optimizer's first step
+            buffer[...] = state.flat if isinstance(state, ParamDict) else 0
+        optimizer.init_state(model.params, self.states)
         self.k = self.updates = 0  # steps started, and steps whose update is done
         spec = {"shm": self.shm.name, "model": model.config(), "optimizer": optimizer.config(),
                 "batch_size": batch_size, "rows": [list(rows_shape), np.dtype(rows_dtype).str],
@@ -160,63 +167,64 @@ class TwoProcessStep:
             self.close()
             raise
 
-    def _attach_optimizer(self) -> None:
-        """Point the optimizer's state at shared memory (again after a reset: zeroed)."""
-        opt, a, shapes, dtype = self.optimizer, self.a, self.model.param_shapes(), self.model.dtype
-        opt._scratch = ParamDict(shapes, dtype, buffer=a["scratch"])
-        for i, name in enumerate(opt._state_names):
-            a[f"state{i}"][:] = 0
-            setattr(opt, name, ParamDict(shapes, dtype, buffer=a[f"state{i}"]))
-
     def _alive(self) -> bool:
         return self.helper.poll() is None
 
-    def gradients(self, labels: np.ndarray, idx: np.ndarray | None = None, x: np.ndarray | None = None) -> float:
-        """Step 1: both halves' gradients for the batch of training images ``idx`` (each
-        process gathers its half; needs ``rows``) or of images ``x`` (n, 784), and its
-        ``labels``. Returns the batch's mean loss."""
+    def gradients(self, idx: np.ndarray, labels: np.ndarray) -> float:
+        """Both halves' gradients for the batch of training images ``idx``; returns the
+        batch's mean loss. The helper then waits for ``update`` or ``roll_back_to``."""
         a, n, h = self.a, self.n, self.half
-        if idx is not None:
+        if self.gathers:
             a["idx"][:] = idx
-        elif x is not a["x"]:
-            a["x"][...] = x.reshape(n, 784)
-        a["vals"][GATHER] = 1.0 if idx is not None else 0.0
+        else:
+            self.images(idx, a["x"])
+        a["vals"][GATHER] = 1.0 if self.gathers else 0.0
         a["labels"][:] = labels
-        if self.optimizer._scratch is None or self.optimizer._scratch.flat is not a["scratch"]:
-            self._attach_optimizer()  # the trainer reset the optimizer (after divergence)
         self.optimizer.t += 1
         a["vals"][LR], a["vals"][T] = self.optimizer.lr, self.optimizer.t
         self.k += 1
         a["ctrl"][GO] = self.k
-        if idx is not None:
+        if self.gathers:
             _gather(a, 0, h)
-        loss_a, _ = self.model._relu_cross_entropy_step(a["x"][:h], a["labels"][:h], mean_over=n)
+        loss_a = self.model.partial_loss_and_grads(a["x"][:h], a["labels"][:h], n, self.grads, checked=True)
         _spin_until(a["ctrl"], HELPER_GRADS, self.k, self._alive, "computing its gradient")
         return loss_a + float(a["vals"][HELPER_LOSS])
 
-    def update(self, apply: bool = True) -> None:
-        """Step 2: the optimizer's update of every weight (skipped by both if not ``apply``).
-        Does nothing when this step's update is done already."""
+    def update(self) -> None:
+        """The optimizer's update of every weight, each process updating its half."""
+        self._finish_step(apply=True)
+
+    def _finish_step(self, apply: bool) -> None:
+        """Let both processes end the step, updating the weights if ``apply``. Does
+        nothing when this step is finished already."""
         if self.updates == self.k:
             return
         a = self.a
         a["vals"][APPLY] = 1.0 if apply else 0.0
         a["ctrl"][MAIN_UPDATE] = self.k
         if apply:
-            _combine_and_update(self.optimizer, a, 0, self.split)
+            _sum_and_update(self.optimizer, self.model.params, self.grads, a["grads_b"], slice(0, self.split))
         _spin_until(a["ctrl"], HELPER_DONE, self.k, self._alive, "updating its weights")
         self.updates = self.k
 
+    def roll_back_to(self, params: dict[str, np.ndarray]) -> None:
+        """As ``trainer.OneProcessStep``: the helper sees the weights and the zeroed state
+        in the shared memory."""
+        self._finish_step(apply=False)
+        self.model.set_params(params)
+        self.optimizer.reset()
+        for buffer in self.states:
+            buffer[...] = 0
+        self.optimizer.init_state(self.model.params, self.states)
+
     def close(self) -> None:
-        """End the helper and free the shared memory (the model keeps its weights)."""
+        """End the helper and free the shared memory; the model keeps its weights and the
+        optimizer its state (copies of the same layout)."""
         if self.shm is None:
             return
-        model = self.model  # the weights leave shared memory (copies of the same layout)
-        model.params, model._grads, model._input = copy.deepcopy(model.params), None, None
-        opt = self.optimizer
-        if opt._scratch is not None and opt._scratch.flat is self.a["scratch"]:  # the moments too
-            for name in ("_scratch", *opt._state_names):
-                setattr(opt, name, copy.deepcopy(getattr(opt, name)))
+        self.model.keep_params_in(self.model.params.flat.copy())
+        self.optimizer.init_state(self.model.params, [buffer.copy() for buffer in self.states])
+        self.grads = self.states = None
         self.a["ctrl"][STOP] = 1
         try:
             self.helper.wait(timeout=10)
@@ -248,15 +256,16 @@ def _helper(spec: dict) -> None:
         opt_cfg = dict(spec["optimizer"])
         optimizer = make_optimizer(opt_cfg.pop("optimizer"), **opt_cfg)
         n = spec["batch_size"]
-        h, n_params = n // 2, model.params.flat.size
+        h, n_params = n // 2, model.n_params
         split = n_params // 2
         rows_shape, rows_dtype = spec["rows"]
-        layout, _ = _layout(n_params, len(optimizer._state_names), n, model.dtype,
+        layout, _ = _layout(n_params, len(optimizer.state_names), n, model.dtype,
                             tuple(rows_shape), np.dtype(rows_dtype))
         a = _arrays(shm, layout)
-        shapes, dtype = model.param_shapes(), model.dtype
-        model.params = ParamDict(shapes, dtype, buffer=a["params"])
-        model._grads = ParamDict(shapes, dtype, buffer=a["grads_b"])
+        model.keep_params_in(a["params"])
+        optimizer.init_state(model.params, [a[f"state{i}"] for i in range(len(optimizer.state_names))])
+        grads_a = ParamDict(model.param_shapes(), model.dtype, buffer=a["grads_a"])
+        grads_b = ParamDict(model.param_shapes(), model.dtype, buffer=a["grads_b"])
         ctrl, vals, parent = a["ctrl"], a["vals"], spec["parent"]
         trainer_alive = lambda: os.getppid() == parent  # noqa: E731
         ctrl[READY] = 1
@@ -275,12 +284,11 @@ def _helper(spec: dict) -> None:
             optimizer.lr, optimizer.t = float(vals[LR]), int(vals[T])
             if vals[GATHER]:
                 _gather(a, h, n)
-            loss, _ = model._relu_cross_entropy_step(a["x"][h:], a["labels"][h:], mean_over=n)
-            vals[HELPER_LOSS] = loss
+            vals[HELPER_LOSS] = model.partial_loss_and_grads(a["x"][h:], a["labels"][h:], n, grads_b, checked=True)
             ctrl[HELPER_GRADS] = done
             _spin_until(ctrl, MAIN_UPDATE, done, trainer_alive, "the trainer")
             if vals[APPLY]:
-                _combine_and_update(optimizer, a, split, n_params)
+                _sum_and_update(optimizer, model.params, grads_a, a["grads_b"], slice(split, n_params))
             ctrl[HELPER_DONE] = done
     finally:
         shm.close()

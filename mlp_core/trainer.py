@@ -13,14 +13,14 @@ import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
 from .data import iterate_minibatches, scale
 from .losses import check_labels
 from .networks import Network
-from .optimizers import OPTIMIZERS, make_optimizer
+from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 
 SCHEDULES = ("constant", "cosine")
 
@@ -135,6 +135,54 @@ class RunResult:
     reason: str
 
 
+class TrainingStep(Protocol):
+    """How ``Trainer.run`` takes one step, whichever process(es) do the work.
+
+    Each step is ``gradients`` then, once the trainer has looked at the loss, ``update``;
+    after a divergence the trainer calls ``roll_back_to`` instead of ``update``. Every
+    method is called with the trainer's lock held. ``OneProcessStep`` is the plain step;
+    ``parallel.TwoProcessStep`` splits every step between this process and a helper.
+    """
+
+    def gradients(self, idx: np.ndarray, labels: np.ndarray) -> float:
+        """The loss and gradients of the current weights on the training images ``idx``
+        (their ``labels`` validated already); returns the batch's mean loss."""
+
+    def update(self) -> None:
+        """The optimizer's update of the weights from the last ``gradients``."""
+
+    def roll_back_to(self, params: dict[str, np.ndarray]) -> None:
+        """Put ``params`` back into the model, forget the optimizer's state (its moments
+        may hold inf/NaN) and drop the last ``gradients`` if not applied."""
+
+    def close(self) -> None:
+        """Free what the step holds beyond the model and optimizer (the model keeps its weights)."""
+
+
+class OneProcessStep:
+    """Each step on this process: ``model.loss_and_grads``, then ``optimizer.step``."""
+
+    def __init__(self, model: Network, optimizer: Optimizer,
+                 images: Callable[[np.ndarray], np.ndarray]):
+        """``images(idx)``: the training images ``idx`` as float rows (n, 784)."""
+        self.model, self.optimizer, self.images = model, optimizer, images
+        self._grads: dict[str, np.ndarray] | None = None
+
+    def gradients(self, idx: np.ndarray, labels: np.ndarray) -> float:
+        loss, self._grads = self.model.loss_and_grads(self.images(idx), labels, checked=True)
+        return loss
+
+    def update(self) -> None:
+        self.optimizer.step(self.model.params, self._grads)
+
+    def roll_back_to(self, params: dict[str, np.ndarray]) -> None:
+        self.model.set_params(params)
+        self.optimizer.reset()
+
+    def close(self) -> None:
+        pass
+
+
 class Trainer:
     """Trains ``model`` on ``(x_train, y_train)``.
 
@@ -191,11 +239,15 @@ class Trainer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._checkpoint = (0, {k: v.copy() for k, v in model.params.items()})
-        self._pair = None
+        self._training_step: TrainingStep
         if config.processes == 2:
             from .parallel import TwoProcessStep  # noqa: PLC0415 (starts a process: only when asked)
 
-            self._pair = TwoProcessStep(model, self.optimizer, config.batch_size, rows=self._rows)
+            # Shifted images are gathered here: the helper draws no random shifts.
+            self._training_step = TwoProcessStep(model, self.optimizer, config.batch_size, self._images,
+                                                 rows=None if config.shift else self._rows)
+        else:
+            self._training_step = OneProcessStep(model, self.optimizer, self._images)
 
     # -- called from any thread -------------------------------------------------------
     @property
@@ -242,7 +294,7 @@ class Trainer:
             raise ValueError(f"steps must be >= 0, got {steps}")
         if time_budget is not None and not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
-        cfg, model, optimizer, pair = self.config, self.model, self.optimizer, self._pair
+        cfg, model, optimizer, training_step = self.config, self.model, self.optimizer, self._training_step
         cosine = cfg.schedule == "cosine"
         self._stop.clear()
         with self._lock:
@@ -270,15 +322,9 @@ class Trainer:
                     last_report = now
                 idx = next(self._batches)
                 with self._lock:
-                    yb = self.y_train[idx]
-                    # Two processes each gather their half of the batch, when they can.
-                    xb = None if pair is not None and pair.gathers and not cfg.shift else self._images(idx)
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
-                    if pair is None:
-                        loss, grads = model.loss_and_grads(xb, yb, checked=True)  # loss of the current weights
-                    else:
-                        loss = pair.gradients(yb, idx=idx if xb is None else None, x=xb)
+                    loss = training_step.gradients(idx, self.y_train[idx])  # loss of the current weights
                     if not math.isfinite(loss):
                         status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
                         break
@@ -295,10 +341,7 @@ class Trainer:
                         huge_steps = 0
                         if self.step % cfg.checkpoint_every == 0:  # these weights are known to be good
                             self._checkpoint = (self.step, {k: v.copy() for k, v in model.params.items()})
-                    if pair is None:
-                        optimizer.step(model.params, grads)
-                    else:
-                        pair.update()
+                    training_step.update()
                     self.step += 1
                     self.samples_seen += len(idx)
                     self.last_loss = loss
@@ -319,11 +362,11 @@ class Trainer:
             on_progress(self, 1.0)
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
 
-    def _images(self, idx) -> np.ndarray:
+    def _images(self, idx, out: np.ndarray | None = None) -> np.ndarray:
         """The batch ``idx`` as float images in [0, 1], (n, 784), shifted if ``config.shift``,
-        written into the model's input buffer (valid until the next batch)."""
+        written into ``out`` or the model's input buffer (valid until the next batch)."""
         n = len(idx)
-        out = self.model.input_buffer(n)
+        out = self.model.input_buffer(n) if out is None else out
         if self.config.shift:
             x = self._shift_randomly(self.x_train[idx]).reshape(n, 784)
         elif self._rows.dtype == out.dtype:
@@ -353,11 +396,8 @@ class Trainer:
 
     def _roll_back(self, what: str) -> str:
         """Restore the last known-good weights (lock held); return the message for the user."""
-        if self._pair is not None:
-            self._pair.update(apply=False)  # the helper may wait for the step's second half
         step, params = self._checkpoint
-        self.model.set_params(params)
-        self.optimizer.reset()  # its moments may hold inf/NaN too
+        self._training_step.roll_back_to(params)
         self.history.truncate(step)
         self.step = step
         self.last_loss = self.history.losses[-1] if self.history.losses else None
@@ -366,11 +406,11 @@ class Trainer:
                 "finite. Try a learning rate 3-10x smaller.")
 
     def close(self) -> None:
-        """End the second process of ``processes=2`` (the model keeps its weights)."""
-        if self._pair is not None:
-            with self._lock:
-                self._pair.close()
-                self._pair = None
+        """End the second process of ``processes=2``: the model keeps its weights and the
+        optimizer its state, and further runs train on this process alone."""
+        with self._lock:
+            self._training_step.close()
+            self._training_step = OneProcessStep(self.model, self.optimizer, self._images)
 
     def _record_validation(self) -> None:
         accuracy = float(np.mean(self.model.predict(self.x_val) == self.y_val))

@@ -157,3 +157,22 @@ def test_a_batch_written_into_the_input_buffer_gives_the_same_step(mnist):
             np.testing.assert_array_equal(grads[name], reference[name], err_msg=name)
     wide = model._buffers(64)["wide"]
     assert all(np.all(w[:, -1] == 1) for w in wide[1:])  # the columns of ones are never written
+
+
+def test_the_parts_of_a_batch_add_up_to_the_whole_batch(mnist):
+    """partial_loss_and_grads, as two processes use it: a batch of 33 in parts of 16 and 17
+    gives the whole batch's loss and gradient, summed."""
+    (x_train, y_train), _ = mnist
+    x, y = x_train[:33].reshape(33, 784) / 255.0, y_train[:33]
+    model = DenseMLP(hidden=(16, 8), seed=2, dtype=np.float64)
+    loss, grads = model.loss_and_grads(x, y)
+    whole = grads.flat.copy()
+    parts = [ParamDict(model.param_shapes(), np.float64) for _ in range(2)]
+    part_losses = [model.partial_loss_and_grads(x[:16], y[:16], 33, parts[0]),
+                   model.partial_loss_and_grads(x[16:], y[16:], 33, parts[1])]
+    assert sum(part_losses) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(parts[0].flat + parts[1].flat, whole, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="float64 ParamDict of shapes"):
+        model.partial_loss_and_grads(x[:16], y[:16], 33, ParamDict(model.param_shapes(), np.float32))
+    with pytest.raises(ValueError, match="relu with cross-entropy"):
+        DenseMLP(hidden=(8,), activation="tanh").partial_loss_and_grads(x[:16], y[:16], 33, parts[0])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mlp_core import DenseMLP, NotebookNet, TrainConfig, Trainer
+from mlp_core.trainer import OneProcessStep
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,12 +91,12 @@ def test_close_ends_the_second_process_and_the_model_keeps_its_weights(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     trainer = Trainer(DenseMLP(hidden=(32,), seed=0), x_train[:4000], y_train[:4000],
                       TrainConfig(optimizer="adam", lr=3e-3, batch_size=64, processes=2))
-    helper = trainer._pair.helper
+    helper = trainer._training_step.helper
     trainer.run(steps=100)
     before = {k: v.copy() for k, v in trainer.model.params.items()}
     trainer.close()
     assert helper.poll() is not None, "the helper ended"
-    assert trainer._pair is None
+    assert isinstance(trainer._training_step, OneProcessStep), "training goes on in this process"
     for name, value in trainer.model.params.items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
     accuracy = np.mean(trainer.model.predict(x_test[:1000] / np.float32(255)) == y_test[:1000])
@@ -111,7 +112,7 @@ def test_the_second_process_ends_when_the_trainers_process_dies():
         t = Trainer(DenseMLP(hidden=(16,)), x[:1000], y[:1000],
                     TrainConfig(optimizer="adam", batch_size=32, processes=2))
         t.run(steps=5)
-        print(t._pair.helper.pid, flush=True)
+        print(t._training_step.helper.pid, flush=True)
         os._exit(0)  # no clean-up at all
     """)
     out = subprocess.run([sys.executable, "-c", script], cwd=HERE, capture_output=True, text=True, timeout=180)
