@@ -210,10 +210,9 @@ class Network:
         return self.predict_proba(x).argmax(axis=1)
 
     def copy(self) -> "Network":
-        """An independent model with the same architecture and a copy of the weights."""
-        clone = build_model(self.config())
-        clone.set_params(self.params)
-        return clone
+        """An independent model with the same architecture and a copy of the weights (no
+        weights are drawn: the dashboard copies the model on every canvas stroke)."""
+        return build_model(self.config(), params=self.params)
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy values into this model's parameters (in place, so views stay valid)."""
@@ -245,18 +244,23 @@ class NotebookNet(Network):
 
     kind = "notebook"
 
-    def __init__(self, loss: str = "mse", init: str = "notebook", seed: int = 0, dtype=np.float32):
+    def __init__(self, loss: str = "mse", init: str = "notebook", seed: int = 0, dtype=np.float32,
+                 params: dict[str, np.ndarray] | None = None):
+        """``params``: weights to copy in; without, they are drawn with ``seed``."""
         super().__init__(loss, init, dtype)
-        rng = np.random.default_rng(seed)
         dt = self.dtype
         self.params = ParamDict({"w1": (128, 28), "b1": (128, 28), "w2": (10, 128),
                                  "b2": (10, 28), "w3": (28, 1)}, dt)
-        # Drawn in this order, so a seed gives the same weights as before the flat layout.
-        self.params["w1"] = _init_weight(rng, (128, 28), 28, 128, init, dt)
-        self.params["b1"] = _init_bias(rng, (128, 28), init, dt)
-        self.params["w2"] = _init_weight(rng, (10, 128), 128, 10, init, dt)
-        self.params["b2"] = _init_bias(rng, (10, 28), init, dt)
-        self.params["w3"] = _init_weight(rng, (28, 1), 28, 1, init, dt)
+        if params is not None:
+            self.set_params(params)
+        else:
+            rng = np.random.default_rng(seed)
+            # Drawn in this order, so a seed gives the same weights as before the flat layout.
+            self.params["w1"] = _init_weight(rng, (128, 28), 28, 128, init, dt)
+            self.params["b1"] = _init_bias(rng, (128, 28), init, dt)
+            self.params["w2"] = _init_weight(rng, (10, 128), 128, 10, init, dt)
+            self.params["b2"] = _init_bias(rng, (10, 28), init, dt)
+            self.params["w3"] = _init_weight(rng, (28, 1), 28, 1, init, dt)
         # h1, h2, dL/dh2, dL/dh1 of the one-image fast path
         self._one_image_buffers = [np.empty(shape, dt) for shape in ((128, 28), (10, 28), (10, 28), (128, 28))]
 
@@ -356,7 +360,8 @@ class DenseMLP(Network):
     kind = "dense"
 
     def __init__(self, hidden=(128, 64), activation: str = "relu", loss: str = "cross_entropy",
-                 init: str = "he", seed: int = 0, dtype=np.float32):
+                 init: str = "he", seed: int = 0, dtype=np.float32, params: dict[str, np.ndarray] | None = None):
+        """``params``: weights to copy in; without, they are drawn with ``seed``."""
         super().__init__(loss, init, dtype)
         _check_choice("activation", activation, ACTIVATIONS)
         hidden = tuple(int(h) for h in hidden)
@@ -365,16 +370,19 @@ class DenseMLP(Network):
         self.hidden = hidden
         self.activation = activation
         self.sizes = (784, *hidden, 10)
-        rng = np.random.default_rng(seed)
         self.n_layers = len(self.sizes) - 1
         layers = list(enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1))
         shapes = {}
         for i, (n_in, n_out) in layers:
             shapes[f"w{i}"], shapes[f"b{i}"] = (n_in, n_out), (n_out,)
         self.params = ParamDict(shapes, self.dtype)
-        for i, (n_in, n_out) in layers:
-            self.params[f"w{i}"] = _init_weight(rng, (n_in, n_out), n_in, n_out, init, self.dtype)
-            self.params[f"b{i}"] = _init_bias(rng, (n_out,), init, self.dtype)
+        if params is not None:
+            self.set_params(params)
+        else:
+            rng = np.random.default_rng(seed)
+            for i, (n_in, n_out) in layers:
+                self.params[f"w{i}"] = _init_weight(rng, (n_in, n_out), n_in, n_out, init, self.dtype)
+                self.params[f"b{i}"] = _init_bias(rng, (n_out,), init, self.dtype)
         self._workspace: dict = {}  # the fast path's activation buffers, for one batch size
 
     def config(self) -> dict:
@@ -528,8 +536,9 @@ class DenseMLP(Network):
         return loss, g
 
 
-def build_model(config: dict, seed: int = 0) -> Network:
-    """Rebuild a network from ``Network.config()`` (fresh weights drawn with ``seed``)."""
+def build_model(config: dict, seed: int = 0, params: dict[str, np.ndarray] | None = None) -> Network:
+    """Rebuild a network from ``Network.config()``, with copies of ``params`` or fresh
+    weights drawn with ``seed``."""
     config = dict(config)
     kind = config.pop("kind", None)
     if kind == "notebook":
@@ -543,4 +552,4 @@ def build_model(config: dict, seed: int = 0) -> Network:
     unknown = set(config) - allowed
     if unknown:
         raise ValueError(f"unknown settings for a {kind} model: {sorted(unknown)}")
-    return cls(seed=seed, **config)
+    return cls(seed=seed, params=params, **config)
