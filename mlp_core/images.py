@@ -1,4 +1,5 @@
-"""Reading image files (PNG, JPEG, ...) into arrays, and digits out of them.
+"""Reading image files (PNG, JPEG, ...) into arrays, and digits out of them. The one place
+that decodes images: the dashboard's canvas parser (mlp_lab.drawing) calls ``decode_image``.
 
 Pillow is imported lazily, inside the functions, so ``mlp_core`` itself stays pure NumPy.
 Every problem with a file's content is a ``ValueError`` with a message for the user; a
@@ -7,8 +8,10 @@ missing file is a ``FileNotFoundError``.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Sequence
 
 import numpy as np
 
@@ -18,14 +21,9 @@ MAX_PIXELS = 40_000_000  # refuse bigger pictures before decoding them (decompre
 
 
 def read_image(path) -> np.ndarray:
-    """Read an image file as a uint8 array: (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA.
-
-    Palette, CMYK, 16-bit and other modes are converted to one of those; the first frame
-    of an animation is used. Raises ``ValueError`` for a file that is not an image, is
-    empty, truncated or damaged, has no pixels or more than ``MAX_PIXELS`` pixels.
-    """
-    from PIL import Image, UnidentifiedImageError  # lazy: only needed for image files
-
+    """Read an image file as a uint8 array, as ``decode_image`` does. Raises
+    ``FileNotFoundError`` for a missing file and ``ValueError`` for a directory or an empty
+    file, and for everything ``decode_image`` refuses."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -33,15 +31,41 @@ def read_image(path) -> np.ndarray:
         raise ValueError(f"{path} is a directory, not an image file")
     if path.stat().st_size == 0:
         raise ValueError("the file is empty, not an image")
+    with open(path, "rb") as file:
+        return decode_image(file)
+
+
+def decode_image(data: bytes | BinaryIO, formats: Sequence[str] | None = None,
+                 max_side: int | None = None, rgba: bool = False) -> np.ndarray:
+    """Decode an image file's bytes (or a binary file) as a uint8 array: (H, W) grayscale,
+    (H, W, 3) RGB or (H, W, 4) RGBA; always RGBA with ``rgba=True``.
+
+    Palette, CMYK, 16-bit and other modes are converted to one of those; the first frame
+    of an animation is used. ``formats``: the Pillow formats accepted (e.g. ``["PNG"]``),
+    any by default. The size is checked on the header, before any pixel is decoded: at
+    most ``MAX_PIXELS`` pixels and, if given, ``max_side`` on either side. Any problem
+    (not an image, truncated or damaged, no pixels, too large) is a ``ValueError`` with a
+    message for the user, and nothing else is raised.
+    """
+    from PIL import Image, UnidentifiedImageError  # lazy: only needed for image files
+
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(data)
+    elif hasattr(data, "read"):
+        source = data
+    else:  # a str would be taken for a file name
+        raise ValueError(f"data must be bytes or a binary file, got {type(data).__name__}")
+    too_large = f"the image is too large (more than {MAX_PIXELS:,} pixels)"
     with warnings.catch_warnings():
         # Pillow warns (then errors) on huge images; we want a clear refusal instead.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(path)
+            img = Image.open(source, formats=formats)
         except UnidentifiedImageError as exc:
-            raise ValueError("not an image file Pillow can read (expected PNG, JPEG, ...)") from exc
+            expected = ", ".join(formats) if formats else "PNG, JPEG, ..."
+            raise ValueError(f"not an image file Pillow can read (expected {expected})") from exc
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValueError(f"the image is too large (more than {MAX_PIXELS:,} pixels)") from exc
+            raise ValueError(too_large) from exc
         except Exception as exc:  # damaged headers make Pillow raise many kinds of errors
             raise ValueError(f"the image file is damaged ({exc})") from exc
         with img:
@@ -51,11 +75,14 @@ def read_image(path) -> np.ndarray:
             if width * height > MAX_PIXELS:
                 raise ValueError(f"the image is too large: {width}x{height} pixels, "
                                  f"at most {MAX_PIXELS:,} are accepted")
+            if max_side is not None and max(width, height) > max_side:
+                raise ValueError(f"the image is too large: {width}x{height} pixels, "
+                                 f"at most {max_side} on a side are accepted")
             try:
                 img.load()
-                return _to_array(img)
+                return np.asarray(img.convert("RGBA"), dtype=np.uint8) if rgba else _to_array(img)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise ValueError(f"the image is too large (more than {MAX_PIXELS:,} pixels)") from exc
+                raise ValueError(too_large) from exc
             except MemoryError as exc:
                 raise ValueError("the image needs more memory than is available") from exc
             except Exception as exc:  # OSError "truncated", SyntaxError, struct.error, ...

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
-import warnings
 
 import numpy as np
 
+from mlp_core.images import decode_image
 from mlp_core.preprocess import preprocess_digit
 
 CANVAS_SIZE = 280  # pixels on screen: 10x the 28x28 the network sees
@@ -44,23 +43,10 @@ def canvas_pixels(state) -> tuple[np.ndarray | None, str | None]:
         png = base64.b64decode(data[len(PNG_PREFIX):], validate=True)
     except (binascii.Error, ValueError):
         return None, UNREADABLE
-    return _decode_png(png)
-
-
-def _decode_png(png: bytes) -> tuple[np.ndarray | None, str | None]:
-    from PIL import Image  # lazy, like mlp_core.images
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(png), formats=["PNG"]) as image:
-                width, height = image.size
-                if not (0 < width <= MAX_CANVAS_SIDE and 0 < height <= MAX_CANVAS_SIDE):
-                    return None, UNREADABLE  # checked from the header, before decoding
-                image.load()
-                return np.asarray(image.convert("RGBA"), dtype=np.uint8), None
-        except Exception:  # Pillow raises many kinds of errors on damaged data
-            return None, UNREADABLE
+    try:  # the side is checked on the PNG's header, before decoding
+        return decode_image(png, formats=["PNG"], max_side=MAX_CANVAS_SIDE, rgba=True), None
+    except ValueError:
+        return None, UNREADABLE
 
 
 def digit_from_canvas(image_data) -> tuple[np.ndarray | None, str | None]:

@@ -290,6 +290,18 @@ def test_a_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
         read_image(path)
 
 
+def test_decoding_bytes_checks_the_format_and_the_side_before_decoding():
+    """decode_image, which the canvas's PNG parser (mlp_lab.drawing) calls."""
+    assert images.decode_image(_digit_png()).shape == (280, 280)
+    assert images.decode_image(_digit_png(), rgba=True).shape == (280, 280, 4)
+    with pytest.raises(ValueError, match="at most 1120 on a side"):
+        images.decode_image(png_bomb(1121, 1), max_side=1120)
+    with pytest.raises(ValueError, match=r"expected PNG\)"):
+        images.decode_image(_digit_png("GIF"), formats=["PNG"])
+    with pytest.raises(ValueError, match="bytes or a binary file, got str"):
+        images.decode_image("one.png")
+
+
 def test_predict_answers_good_files_and_gives_one_error_per_bad_file(tmp_path):
     model_path = tmp_path / "model.npz"
     lab = LabSession(CHOICE)
