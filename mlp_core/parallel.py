@@ -10,10 +10,10 @@ measured three designs). A second process has an interpreter of its own.
 How: the weights, both halves' gradients, the optimizer's moments and the batch live in
 shared memory. Each step
 
-1. ``gradients``: each process gathers and computes its half of the batch's loss and
-   gradient (this process the first half of the images, the helper the second), each
-   already divided by the whole batch's size, so that the two halves add up to the
-   batch's mean;
+1. ``gradients``: each process computes its half of the batch's loss and gradient (this
+   process the first half of the images, the helper the second; each gathers its own
+   half, except shifted images, which the trainer gathers whole), each already divided
+   by the whole batch's size, so that the two halves add up to the batch's mean;
 2. ``update``: each process adds the two gradients over its half of the *weights* and
    applies the optimizer there; when both are done, the weights are whole again.
 
@@ -47,7 +47,7 @@ from .optimizers import Optimizer, make_optimizer
 
 # The control counters (int64) and values (float64) at the end of the shared memory.
 GO, HELPER_GRADS, MAIN_UPDATE, HELPER_DONE, STOP, READY = range(6)
-LR, T, HELPER_LOSS, APPLY, GATHER = range(5)
+LR, T, HELPER_LOSS, APPLY = range(4)
 START_TIMEOUT = 120.0  # seconds for the helper to import NumPy and attach (a busy CI machine)
 
 
@@ -151,6 +151,7 @@ class TwoProcessStep:
         self.k = self.updates = 0  # steps started, and steps whose update is done
         spec = {"shm": self.shm.name, "model": model.config(), "optimizer": optimizer.config(),
                 "batch_size": batch_size, "rows": [list(rows_shape), np.dtype(rows_dtype).str],
+                "gathers": self.gathers,
                 "parent": os.getpid()}
         env = dict(os.environ)  # the helper imports this very mlp_core, wherever it is
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,7 +179,6 @@ class TwoProcessStep:
             a["idx"][:] = idx
         else:
             self.images(idx, a["x"])
-        a["vals"][GATHER] = 1.0 if self.gathers else 0.0
         a["labels"][:] = labels
         self.optimizer.t += 1
         a["vals"][LR], a["vals"][T] = self.optimizer.lr, self.optimizer.t
@@ -282,7 +282,7 @@ def _helper(spec: dict) -> None:
                 return
             done = int(ctrl[GO])
             optimizer.lr, optimizer.t = float(vals[LR]), int(vals[T])
-            if vals[GATHER]:
+            if spec["gathers"]:
                 _gather(a, h, n)
             vals[HELPER_LOSS] = model.partial_loss_and_grads(a["x"][h:], a["labels"][h:], n, grads_b, checked=True)
             ctrl[HELPER_GRADS] = done
