@@ -37,13 +37,13 @@ import subprocess
 import sys
 import time
 from multiprocessing import resource_tracker, shared_memory
-from typing import Callable
 
 import numpy as np
 
 from .data import scale
 from .networks import DenseMLP, ParamDict, build_model
 from .optimizers import Optimizer, make_optimizer
+from .trainer import BatchImages
 
 # The control counters (int64) and values (float64) at the end of the shared memory.
 GO, HELPER_GRADS, MAIN_UPDATE, HELPER_DONE, STOP, READY = range(6)
@@ -118,18 +118,16 @@ class TwoProcessStep:
     helper process: binds ``model``'s weights and ``optimizer``'s state to shared memory
     and starts the helper. ``close()`` ends it (also done when garbage collected)."""
 
-    def __init__(self, model: DenseMLP, optimizer: Optimizer, batch_size: int,
-                 images: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray | None = None):
-        """``images(idx, out)`` writes the training images ``idx`` into ``out`` as float
-        rows (n, 784). ``rows``: the training images, (N, 784), uint8 or floats of the
-        model's dtype; given, they are copied into the shared memory once and each process
-        gathers its own half of every batch instead."""
+    def __init__(self, model: DenseMLP, optimizer: Optimizer, batch_size: int, rows: np.ndarray | None = None):
+        """``rows``: the training images, (N, 784), uint8 or floats of the model's dtype.
+        Given, they are copied into the shared memory once and each process gathers its
+        own half of every batch (else the trainer's ``images`` gathers whole batches)."""
         check_supported(model, optimizer, batch_size)
-        self.model, self.optimizer, self.n, self.images = model, optimizer, batch_size, images
+        self.model, self.optimizer, self.n = model, optimizer, batch_size
         self.half = batch_size // 2  # this process: images 0:half; the helper: half:n
         shapes, dtype = model.param_shapes(), model.dtype
         if rows is not None and not (rows.dtype == dtype or (rows.dtype == np.uint8 and dtype == np.float32)):
-            rows = None  # then the trainer's images() gathers whole batches
+            rows = None
         self.gathers = rows is not None
         rows_shape, rows_dtype = (rows.shape, rows.dtype) if self.gathers else ((0, 784), np.uint8)
         n_params = model.n_params
@@ -171,14 +169,14 @@ class TwoProcessStep:
     def _alive(self) -> bool:
         return self.helper.poll() is None
 
-    def gradients(self, idx: np.ndarray, labels: np.ndarray) -> float:
+    def gradients(self, idx: np.ndarray, labels: np.ndarray, images: BatchImages) -> float:
         """Both halves' gradients for the batch of training images ``idx``; returns the
         batch's mean loss. The helper then waits for ``update`` or ``roll_back_to``."""
         a, n, h = self.a, self.n, self.half
         if self.gathers:
             a["idx"][:] = idx
         else:
-            self.images(idx, a["x"])
+            images(idx, out=a["x"])
         a["labels"][:] = labels
         self.optimizer.t += 1
         a["vals"][LR], a["vals"][T] = self.optimizer.lr, self.optimizer.t

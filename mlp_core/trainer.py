@@ -135,6 +135,12 @@ class RunResult:
     reason: str
 
 
+# ``images(idx, out=None)``: the training images ``idx`` as float rows (n, 784), written
+# into ``out`` or the model's input buffer (Trainer._images). Given to every call rather
+# than kept by the step, which would tie the trainer and its step in a reference cycle.
+BatchImages = Callable[..., np.ndarray]
+
+
 class TrainingStep(Protocol):
     """How ``Trainer.run`` takes one step, whichever process(es) do the work.
 
@@ -144,9 +150,10 @@ class TrainingStep(Protocol):
     ``parallel.TwoProcessStep`` splits every step between this process and a helper.
     """
 
-    def gradients(self, idx: np.ndarray, labels: np.ndarray) -> float:
+    def gradients(self, idx: np.ndarray, labels: np.ndarray, images: BatchImages) -> float:
         """The loss and gradients of the current weights on the training images ``idx``
-        (their ``labels`` validated already); returns the batch's mean loss."""
+        (their ``labels`` validated already), which ``images`` gathers; returns the
+        batch's mean loss."""
 
     def update(self) -> None:
         """The optimizer's update of the weights from the last ``gradients``."""
@@ -162,14 +169,12 @@ class TrainingStep(Protocol):
 class OneProcessStep:
     """Each step on this process: ``model.loss_and_grads``, then ``optimizer.step``."""
 
-    def __init__(self, model: Network, optimizer: Optimizer,
-                 images: Callable[[np.ndarray], np.ndarray]):
-        """``images(idx)``: the training images ``idx`` as float rows (n, 784)."""
-        self.model, self.optimizer, self.images = model, optimizer, images
+    def __init__(self, model: Network, optimizer: Optimizer):
+        self.model, self.optimizer = model, optimizer
         self._grads: dict[str, np.ndarray] | None = None
 
-    def gradients(self, idx: np.ndarray, labels: np.ndarray) -> float:
-        loss, self._grads = self.model.loss_and_grads(self.images(idx), labels, checked=True)
+    def gradients(self, idx: np.ndarray, labels: np.ndarray, images: BatchImages) -> float:
+        loss, self._grads = self.model.loss_and_grads(images(idx), labels, checked=True)
         return loss
 
     def update(self) -> None:
@@ -244,10 +249,10 @@ class Trainer:
             from .parallel import TwoProcessStep  # noqa: PLC0415 (starts a process: only when asked)
 
             # Shifted images are gathered here: the helper draws no random shifts.
-            self._training_step = TwoProcessStep(model, self.optimizer, config.batch_size, self._images,
+            self._training_step = TwoProcessStep(model, self.optimizer, config.batch_size,
                                                  rows=None if config.shift else self._rows)
         else:
-            self._training_step = OneProcessStep(model, self.optimizer, self._images)
+            self._training_step = OneProcessStep(model, self.optimizer)
 
     # -- called from any thread -------------------------------------------------------
     @property
@@ -295,6 +300,7 @@ class Trainer:
         if time_budget is not None and not time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {time_budget}")
         cfg, model, optimizer, training_step = self.config, self.model, self.optimizer, self._training_step
+        images = self._images
         cosine = cfg.schedule == "cosine"
         self._stop.clear()
         with self._lock:
@@ -324,7 +330,7 @@ class Trainer:
                 with self._lock:
                     lr_factor = 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) if cosine else 1.0
                     optimizer.lr = self.base_lr * lr_factor
-                    loss = training_step.gradients(idx, self.y_train[idx])  # loss of the current weights
+                    loss = training_step.gradients(idx, self.y_train[idx], images)  # loss of the current weights
                     if not math.isfinite(loss):
                         status, reason = "diverged", self._roll_back(f"the loss became {loss} at step {self.step}")
                         break
@@ -410,7 +416,7 @@ class Trainer:
         optimizer its state, and further runs train on this process alone."""
         with self._lock:
             self._training_step.close()
-            self._training_step = OneProcessStep(self.model, self.optimizer, self._images)
+            self._training_step = OneProcessStep(self.model, self.optimizer)
 
     def _record_validation(self) -> None:
         accuracy = float(np.mean(self.model.predict(self.x_val) == self.y_val))

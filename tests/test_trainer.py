@@ -251,3 +251,21 @@ def test_shift_moves_each_training_image_by_at_most_that_many_pixels(mnist):
     np.testing.assert_array_equal(plain._images(idx).reshape(64, 28, 28), scale(x[idx]))
     with pytest.raises(ValueError, match="shift"):
         TrainConfig(shift=9)
+
+
+def test_a_dropped_trainer_is_freed_at_once(small):
+    """No reference cycle keeps a trainer (its weights, its checkpoint) alive until Python's
+    cycle collector happens to run: a classroom server drops one per closed session."""
+    import gc
+    import weakref
+
+    trainer = dense_trainer(small)
+    trainer.run(steps=3)
+    trainer.close()
+    gc.disable()
+    try:
+        dropped = weakref.ref(trainer)
+        del trainer
+        assert dropped() is None
+    finally:
+        gc.enable()
