@@ -47,7 +47,7 @@ def decode_image(data: bytes | BinaryIO, formats: Sequence[str] | None = None,
     (not an image, truncated or damaged, no pixels, too large) is a ``ValueError`` with a
     message for the user, and nothing else is raised.
     """
-    from PIL import Image, UnidentifiedImageError  # lazy: only needed for image files
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 (lazy: only needed for image files)
 
     if isinstance(data, (bytes, bytearray, memoryview)):
         source = io.BytesIO(data)
