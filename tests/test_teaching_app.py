@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from charts import chart_by_title, chart_titles, heatmap_values, trace_names
 from mlp_lab.session import clear_sessions
 from mlp_lab.teaching import LESSONS, RUNGS, get_experiments
 from test_app import assert_clean, assert_pages_do_not_import_tensorflow, canvas_drawing, wait_idle
@@ -138,11 +139,12 @@ def test_compare_page_trains_the_ladder_and_overlays_the_curves(app):
     assert_clean(app)
     metrics = {m.label: m.value for m in app.metric}
     assert "Test accuracy" in metrics
-    specs = [c.proto.spec for c in app.get("plotly_chart")]
-    accuracy = next(s for s in specs if "Accuracy on unseen images" in s)
+    accuracy = chart_by_title(app, "Accuracy on unseen images")
+    assert trace_names(accuracy) == [r.title for r in RUNGS.values()]  # one line per rung
     for rung in ("1 · The notebook", "6 · A modern network", "4 · Adam"):
-        assert rung in accuracy
-    assert any("Test accuracy after the same number of steps" in s for s in specs)
+        assert rung in trace_names(accuracy)
+    bars = chart_by_title(app, "Test accuracy after the same number of steps")
+    assert bars["data"][0]["x"] == [r.title for r in RUNGS.values()]
     table = app.dataframe[0].value
     assert list(table["rung"]) == [r.title for r in RUNGS.values()]
     acc = [float(v.rstrip("%")) for v in table["test accuracy"]]
@@ -162,8 +164,9 @@ def test_why_page_ab_saliency_and_activations(app):
     answers = {m.label: m.value for m in app.metric}
     assert answers["B · MNIST-style: answer"] == "1"  # a clear, centred 1
     assert "A · Just shrunk: answer" in answers
-    charts = [c.proto.spec for c in app.get("plotly_chart")]
-    assert any("neurons fire" in s for s in charts) and any("Output" in s for s in charts)
+    titles = chart_titles(app)
+    assert any(t.endswith("neurons fire") for t in titles), titles
+    assert any(t.startswith("Output") for t in titles), titles
     assert app.selectbox(key="why_digit").value == 1
     assert any("% of the colour is red (for 1)" in c.value for c in app.caption)
     app.selectbox(key="why_digit").set_value(7).run()
@@ -199,26 +202,15 @@ def test_why_page_for_the_notebook_model_shows_its_matrix_layers(app):
     app.session_state["why_canvas_0"] = canvas_drawing([(90, 60), (190, 60), (130, 230)])
     app.run()
     assert_clean(app)
-    charts = [c.proto.spec for c in app.get("plotly_chart")]
-    assert any("128 × 28" in s for s in charts) and any("10 × 28" in s for s in charts)
+    titles = chart_titles(app)
+    assert any("(h1, 128 × 28)" in t for t in titles), titles
+    assert any("(h2, 10 × 28)" in t for t in titles), titles
     assert np.isfinite([float(m.value) for m in app.metric if "answer" in m.label]).all()
 
 
 def test_the_teaching_pages_do_not_import_tensorflow():
     """Only the NumPy-vs-Keras view may import TensorFlow; these pages must not."""
     assert_pages_do_not_import_tensorflow(TEACHING_PAGES)
-
-
-def _heatmap_values(spec: str) -> np.ndarray:
-    """The z values of a Plotly heatmap spec (numpy arrays travel as base64 'bdata')."""
-    import base64
-    import json
-
-    z = json.loads(spec)["data"][0]["z"]
-    if isinstance(z, dict):
-        shape = tuple(int(s) for s in str(z["shape"]).split(","))
-        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
-    return np.asarray(z, dtype=np.float64)
 
 
 def test_inside_page_shows_the_engines_gradients_and_the_equations(app):
@@ -232,14 +224,10 @@ def test_inside_page_shows_the_engines_gradients_and_the_equations(app):
     xb, yb = lab.data.x_train[idx], lab.data.y_train[idx]
     loss, grads = lab.model.copy().loss_and_grads(xb, yb)
     assert float(app.metric[1].value) == pytest.approx(loss, abs=1e-4)
-    import json
-
-    specs = {json.loads(c.proto.spec)["layout"]["title"]["text"]: c.proto.spec
-             for c in app.get("plotly_chart")}
-    shown = _heatmap_values(next(s for t, s in specs.items() if t.startswith("∂L/∂w3")))
+    shown = heatmap_values(chart_by_title(app, "∂L/∂w3"))
     np.testing.assert_allclose(shown, grads["w3"], rtol=1e-5, atol=1e-7)
     # the update shown comes from a copy of the lab's own optimizer (Adam's moments included)
-    update = _heatmap_values(next(s for t, s in specs.items() if "update applied to w3" in t))
+    update = heatmap_values(chart_by_title(app, "the update applied to w3"))
     assert np.isfinite(update).all() and np.abs(update).max() > 0
     assert lab.trainer.optimizer.t == 30  # looking did not step the real optimizer
     latex = " ".join(x.value for x in app.latex)
@@ -276,10 +264,11 @@ def test_replay_records_and_scrubs_and_plays(app):
     app.run()
     assert_clean(app)
     assert [m.value for m in app.metric][0] == "0"
-    grid = next(c.proto.spec for c in app.get("plotly_chart") if "The 64 neurons" in c.proto.spec)
+    grid = heatmap_values(chart_by_title(app, "The 64 neurons"))
     app.slider[0].set_value(20).run()
     assert app.metric[0].value == "200"
-    assert next(c.proto.spec for c in app.get("plotly_chart") if "The 64 neurons" in c.proto.spec) != grid
+    # the pictures themselves changed (not only the step in the title)
+    assert not np.array_equal(heatmap_values(chart_by_title(app, "The 64 neurons")), grid)
     next(b for b in app.button if b.label == "Play").click().run()  # at the end: from the start
     assert app.session_state["replay_playing"] and app.metric[0].value == "0"
     app.run()  # what one tick of the timer does (run_every never fires in AppTest)
@@ -307,13 +296,9 @@ def test_numpy_vs_keras_trains_both_and_compares_gradients(app):
     assert (2000, 2) not in get_jobs().errors, get_jobs().errors
     labels = [m.label for m in app.metric]
     assert labels.count("Seconds per epoch") == 2 and labels.count("Accuracy on unseen images") == 2
-    import json
-
-    specs = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
-             for c in app.get("plotly_chart")}
-    curves = specs["Loss on each batch while training (lower is better)"]["data"]
-    assert [t["name"] for t in curves] == ["NumPy (mlp_core)", "TensorFlow / Keras"]
-    times = specs["Seconds for each epoch (shorter is faster)"]["data"]
+    curves = chart_by_title(app, "Loss on each batch while training (lower is better)")
+    assert trace_names(curves) == ["NumPy (mlp_core)", "TensorFlow / Keras"]
+    times = chart_by_title(app, "Seconds for each epoch (shorter is faster)")["data"]
     assert [len(t["x"]) for t in times] == [2, 2]
     rows = app.dataframe[0].value
     assert list(rows["array"]) == ["w1", "b1", "w2", "b2", "w3", "b3"]
