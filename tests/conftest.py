@@ -7,6 +7,14 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def pytest_addoption(parser):
+    # Here, not in tests/browser/conftest.py: pytest reads options only from the conftest
+    # files it loads before collecting, and `python -m pytest` starts from tests/.
+    parser.addoption("--update-screenshots", action="store_true",
+                     help="browser tests write the README's screenshots into docs/screenshots "
+                          "(without it they go to a temporary folder)")
+
+
 @pytest.fixture(scope="session")
 def mnist():
     from mlp_core import load_mnist

@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's pictures. Tests write here only with --update-screenshots (see the
+# `screenshot` fixture in conftest.py); otherwise into a temporary folder.
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 PAGE_TITLES = {"Model": "MLP Lab", "Train": "Train", "Weights": "Weights", "Test": "Test",
                "Lessons": "Lessons", "Notebook vs modern": "Notebook vs modern",
@@ -42,11 +44,11 @@ def metric_value(page, label: str) -> str:
     return metric.get_by_test_id("stMetricValue").inner_text().strip()
 
 
-def screenshot(page, name: str, height: int | None = None) -> Path:
-    """Save docs/screenshots/<name>.png (Streamlit scrolls inside its own container, so a
-    taller viewport, not full_page, shows more of a page)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def save_screenshot(page, name: str, height: int | None = None, *, folder: Path) -> Path:
+    """Save <folder>/<name>.png (Streamlit scrolls inside its own container, so a taller
+    viewport, not full_page, shows more of a page)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     for button in page.locator('[data-testid="stToast"] button').all():  # toasts hide content
         try:
             button.click(timeout=1000)

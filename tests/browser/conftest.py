@@ -4,21 +4,30 @@ Chromium driven by Playwright.
 Chromium is taken from the PATH (`apt-get install chromium`); `playwright install` is never
 needed. Without Chromium (or the playwright package) these tests are skipped with the
 reason, unless REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
+
+Screenshots go to a temporary folder (its path is printed at the end of the run), so a test
+run never changes a tracked file; `python -m pytest tests/browser --update-screenshots`
+writes them into docs/screenshots, for the README.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
-from browser_ui import open_page
+from browser_ui import DOCS_SCREENSHOTS, open_page, save_screenshot
 from loadtest.server import Server
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+SCREENSHOT_DIR = pytest.StashKey[Path]()
 
 
 def _unavailable(reason: str):
@@ -61,3 +70,32 @@ def page(browser, server):
     context, page = open_page(browser, server.url)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(request, tmp_path_factory) -> Path:
+    """docs/screenshots with --update-screenshots, else a fresh temporary folder."""
+    if request.config.getoption("--update-screenshots"):
+        folder = DOCS_SCREENSHOTS
+    else:
+        folder = tmp_path_factory.mktemp("screenshots")
+    request.config.stash[SCREENSHOT_DIR] = folder
+    return folder
+
+
+@pytest.fixture
+def screenshot(screenshot_dir):
+    """``screenshot(page, name, height=None)``: save the page as <screenshot_dir>/<name>.png."""
+    return functools.partial(save_screenshot, folder=screenshot_dir)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    folder = config.stash.get(SCREENSHOT_DIR, None)
+    if folder is None:
+        return
+    shots = sorted(p.name for p in folder.glob("*.png"))
+    terminalreporter.write_sep("-", "screenshots")
+    terminalreporter.write_line(f"{len(shots)} screenshots in {folder}")
+    if folder != DOCS_SCREENSHOTS:
+        terminalreporter.write_line("(python -m pytest tests/browser --update-screenshots "
+                                    "writes them into docs/screenshots)")

@@ -2,7 +2,8 @@
 
 What only a browser shows: the live refresh (``run_every`` never fires in AppTest), mouse
 drawing on the canvas, the tab closing (the session ending), downloads and uploads. The
-screenshots in docs/screenshots are written here, from the real app.
+README's screenshots are taken here, from the real app (into a temporary folder; into
+docs/screenshots with --update-screenshots).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from browser_ui import assert_no_exception, go, metric_value, record, screenshot
+from browser_ui import assert_no_exception, go, metric_value, record
 
 pytestmark = pytest.mark.browser
 
@@ -90,7 +91,7 @@ def wait_for_metric_change(page, label: str, old: str, timeout: float = 15.0) ->
     raise AssertionError(f"{label} stayed {old!r} for {timeout} s")
 
 
-def test_every_page_renders_without_an_exception(page):
+def test_every_page_renders_without_an_exception(page, screenshot):
     links = page.get_by_test_id("stSidebarNavLink")
     assert [t.split("\n")[-1] for t in links.all_inner_texts()][:4] == ["Model", "Train", "Weights", "Test"]
     assert_no_exception(page)
@@ -102,7 +103,7 @@ def test_every_page_renders_without_an_exception(page):
 
 
 @pytest.mark.slow
-def test_live_training_curve_and_weights_during_the_run(page):
+def test_live_training_curve_and_weights_during_the_run(page, screenshot):
     go(page, "Train")
     # 20,000 steps: still running when we reach Weights however fast the machine (Stop ends it)
     set_steps(page, 3, key="ArrowRight")
@@ -147,7 +148,7 @@ def test_live_training_curve_and_weights_during_the_run(page):
 
 
 @pytest.mark.slow
-def test_draw_a_digit_and_see_the_prediction(page):
+def test_draw_a_digit_and_see_the_prediction(page, screenshot):
     go(page, "Train")
     set_steps(page, 2)  # 2,000 -> 500 steps: enough for a network that reads a clear "1"
     assert page.get_by_test_id("stSlider").filter(has_text="Steps").get_by_text("500").count()

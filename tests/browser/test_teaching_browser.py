@@ -1,13 +1,14 @@
 """The teaching pages in a real browser: a lesson in one click and its link, the ladder
 trained in the background, the A/B preprocessing view and the saliency on a drawing.
-Writes docs/screenshots/lesson_*.png for the README's "A 10-minute lesson"."""
+Takes the lesson_*.png screenshots for the README's "A 10-minute lesson" (into a temporary
+folder; into docs/screenshots with --update-screenshots)."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from browser_ui import assert_no_exception, go, metric_value, screenshot
+from browser_ui import assert_no_exception, go, metric_value
 from test_dashboard import draw, set_steps
 
 pytestmark = pytest.mark.browser
@@ -17,7 +18,7 @@ def query(page) -> dict:
     return page.evaluate("() => Object.fromEntries(new URLSearchParams(location.search))")
 
 
-def test_a_lesson_in_one_click_and_its_link(page, browser, server):
+def test_a_lesson_in_one_click_and_its_link(page, screenshot, browser, server):
     go(page, "Lessons")
     page.locator(".st-key-lesson_dense button").first.wait_for()  # the sixth and last
     page.locator(".st-key-lesson_notebook button").first.click()
@@ -50,7 +51,7 @@ def test_a_lesson_in_one_click_and_its_link(page, browser, server):
 
 
 @pytest.mark.slow
-def test_notebook_vs_modern_ladder(page):
+def test_notebook_vs_modern_ladder(page, screenshot):
     go(page, "Notebook vs modern")
     # the default, as the README's lesson says: 2,000 steps each, one run of the notebook's
     # cell (the whole ladder in ~20 s on a quiet machine)
@@ -76,7 +77,7 @@ def test_notebook_vs_modern_ladder(page):
 
 
 @pytest.mark.slow
-def test_why_this_answer_ab_and_saliency_on_a_drawing(page):
+def test_why_this_answer_ab_and_saliency_on_a_drawing(page, screenshot):
     go(page, "Lessons")
     page.locator(".st-key-lesson_dense button").first.click()
     page.get_by_text("is set up").wait_for()
@@ -110,7 +111,7 @@ def test_why_this_answer_ab_and_saliency_on_a_drawing(page):
     screenshot(page, "lesson_inside", height=2000)
 
 
-def test_replay_scrub_and_play(page):
+def test_replay_scrub_and_play(page, screenshot):
     go(page, "Replay")
     page.get_by_role("button", name="Record", exact=True).click()
     page.get_by_text("Recorded:").wait_for(timeout=60_000)
@@ -138,7 +139,7 @@ def test_replay_scrub_and_play(page):
 
 
 @pytest.mark.slow
-def test_numpy_vs_keras_runs_to_the_end_in_a_real_server(page, server):
+def test_numpy_vs_keras_runs_to_the_end_in_a_real_server(page, screenshot, server):
     go(page, "NumPy vs Keras")
     page.get_by_text("What am I looking at?").first.wait_for()
     for label, value in (("Training images", "2,000"), ("Epochs", "2")):  # the defaults
