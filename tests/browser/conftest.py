@@ -12,7 +12,6 @@ writes them into docs/screenshots, for the README.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-sync", "--no-first-run"]
 
 
-SCREENSHOT_DIR = pytest.StashKey[Path]()
+SCREENSHOTS_WRITTEN = pytest.StashKey[list[Path]]()
 
 
 def _unavailable(reason: str):
@@ -76,26 +75,32 @@ def page(browser, server):
 def screenshot_dir(request, tmp_path_factory) -> Path:
     """docs/screenshots with --update-screenshots, else a fresh temporary folder."""
     if request.config.getoption("--update-screenshots"):
-        folder = DOCS_SCREENSHOTS
-    else:
-        folder = tmp_path_factory.mktemp("screenshots")
-    request.config.stash[SCREENSHOT_DIR] = folder
-    return folder
+        return DOCS_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture
-def screenshot(screenshot_dir):
-    """``screenshot(page, name, height=None)``: save the page as <screenshot_dir>/<name>.png."""
-    return functools.partial(save_screenshot, folder=screenshot_dir)
+def screenshot(request, screenshot_dir):
+    """``screenshot(page, name, height=None)``: save the page as <screenshot_dir>/<name>.png
+    (the paths written are listed at the end of the run)."""
+    written = request.config.stash.setdefault(SCREENSHOTS_WRITTEN, [])
+
+    def take(page, name: str, height: int | None = None) -> Path:
+        path = save_screenshot(page, name, height, folder=screenshot_dir)
+        written.append(path)
+        return path
+
+    return take
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    folder = config.stash.get(SCREENSHOT_DIR, None)
-    if folder is None:
+    written = config.stash.get(SCREENSHOTS_WRITTEN, [])
+    if not written:
         return
-    shots = sorted(p.name for p in folder.glob("*.png"))
+    folders = sorted({str(path.parent) for path in written})
     terminalreporter.write_sep("-", "screenshots")
-    terminalreporter.write_line(f"{len(shots)} screenshots in {folder}")
-    if folder != DOCS_SCREENSHOTS:
+    terminalreporter.write_line(f"{len(written)} written to {', '.join(folders)}: "
+                                f"{', '.join(path.name for path in written)}")
+    if any(path.parent != DOCS_SCREENSHOTS for path in written):
         terminalreporter.write_line("(python -m pytest tests/browser --update-screenshots "
                                     "writes them into docs/screenshots)")
