@@ -15,7 +15,7 @@ def set_blas_threads(n: int) -> bool:
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     try:
-        from threadpoolctl import threadpool_limits  # lazy: optional, and only needed here
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 (optional: mlp_core needs NumPy only)
     except ImportError:
         return False
     threadpool_limits(limits=n, user_api="blas")  # not used as a context: stays in force
@@ -25,7 +25,7 @@ def set_blas_threads(n: int) -> bool:
 def blas_threads() -> int | None:
     """The BLAS thread count in force now (None if unknown)."""
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # noqa: PLC0415 (optional, as above)
     except ImportError:
         return None
     counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]

@@ -53,7 +53,7 @@ def load_mnist(source: str = "bundled", path: str | Path | None = None):
 
 def _load_from_keras():
     try:
-        import tensorflow as tf  # lazy: TensorFlow is heavy and optional here
+        import tensorflow as tf  # noqa: PLC0415 (only for source="keras": heavy and optional)
     except ImportError as exc:
         raise RuntimeError("source='keras' needs TensorFlow: pip install tensorflow") from exc
     try:

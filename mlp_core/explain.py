@@ -23,6 +23,7 @@ import copy
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .losses import output_layer
 from .networks import Network
 from .preprocess import _resize_area, _to_gray
@@ -48,7 +49,7 @@ def _check_digit(digit) -> int:
 
 def logits_of(model: Network, image) -> np.ndarray:
     """The 10 scores before the output function (softmax or relu), (10,)."""
-    logits, _ = model._forward(model._as_input(_image(image)))
+    logits, _ = model.forward_with_cache(_image(image))
     return np.asarray(logits[0], dtype=np.float64)
 
 
@@ -57,8 +58,7 @@ def input_gradient(model: Network, image, digit: int) -> np.ndarray:
     to raise the score of ``digit``. Backpropagation run one layer further than training
     runs it: down to the pixels instead of stopping at w1."""
     digit = _check_digit(digit)
-    x = model._as_input(_image(image))  # (1, 28, 28)
-    _, cache = model._forward(x)
+    _, cache = model.forward_with_cache(_image(image))  # of the (1, 28, 28) image
     d_logits = np.zeros((1, 10), dtype=model.dtype)
     d_logits[0, digit] = 1.0  # (1, 10): the derivative of the chosen score
     p = model.params
@@ -69,8 +69,6 @@ def input_gradient(model: Network, image, digit: int) -> np.ndarray:
         dz1 = (p["w2"].T @ dz2) * (h1 > 0)  # (128, 10) @ (1, 10, 28) -> (1, 128, 28)
         dx = p["w1"].T @ dz1  # (28, 128) @ (1, 128, 28) -> (1, 28, 28)
         return np.asarray(dx[0], dtype=np.float64)
-    from .activations import ACTIVATIONS
-
     act_backward = ACTIVATIONS[model.activation].backward
     dz = d_logits  # (1, n_out) of the last layer
     for i in range(model.n_layers, 0, -1):
@@ -119,8 +117,7 @@ def hidden_activations(model: Network, image) -> list[tuple[str, np.ndarray]]:
 
     NotebookNet: ("h1", (128, 28)), ("h2", (10, 28)), ("output", (10,)).
     DenseMLP: ("h1", (n1,)), ..., ("output", (10,)) (probabilities)."""
-    x = model._as_input(_image(image))
-    logits, cache = model._forward(x)
+    logits, cache = model.forward_with_cache(_image(image))
     names = ["h1", "h2"] if model.kind == "notebook" else [f"h{i}" for i in range(1, model.n_layers)]
     layers = [(name, np.array(cache[name][0], dtype=np.float64)) for name in names]
     out = output_layer(logits, model.output)[0]

@@ -139,6 +139,12 @@ class Network:
         holds: copy ``params.flat`` into it first to keep the current ones."""
         self.params = ParamDict(self.param_shapes(), self.dtype, buffer=buffer)
 
+    def forward_with_cache(self, x) -> tuple[np.ndarray, dict]:
+        """The forward pass of ``x`` ((N, 784) or (N, 28, 28) float images, checked):
+        ``(logits (N, 10), every layer's values by name: h1, z1, ...)``, for explanations.
+        Unlike ``forward``, it leaves the cache a training step uses untouched."""
+        return self._forward(self._as_input(x))
+
     def _as_input(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype.kind not in "f":

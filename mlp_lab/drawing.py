@@ -31,7 +31,7 @@ def canvas_pixels(state) -> tuple[np.ndarray | None, str | None]:
     try:
         drawing = state.get("drawing") if isinstance(state, dict) else None
         data = drawing.get("data") if isinstance(drawing, dict) else None
-    except Exception:  # a dict subclass with a hostile .get
+    except Exception:  # noqa: BLE001 (the state comes from the network: a dict subclass with a hostile .get)
         return None, UNREADABLE
     if data is None:
         return None, None
@@ -71,7 +71,7 @@ def digit_from_canvas_state(state) -> tuple[np.ndarray | None, str | None]:
         return None, problem
     try:
         return digit_from_canvas(pixels)
-    except Exception:  # preprocess_digit refuses odd shapes with ValueError; be safe anyway
+    except Exception:  # noqa: BLE001 (preprocess_digit refuses odd shapes with ValueError; be safe anyway)
         return None, UNREADABLE
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from mlp_core import DenseMLP, NotebookNet, make_optimizer
-from mlp_core.losses import loss_and_grad
 from mlp_core.networks import Network, ParamDict
 
 

@@ -29,8 +29,7 @@ from PIL import Image
 from mlp_core import images
 from mlp_core.images import digit_from_file, read_image
 from mlp_core.networks import build_model
-from mlp_core.persistence import model_to_bytes, save_model
-from mlp_lab import config
+from mlp_core.persistence import model_to_bytes
 from mlp_lab.choices import ModelChoice
 from mlp_lab.lab import LabSession
 
@@ -75,7 +74,7 @@ def _with(**changes) -> bytes:
             arrays.pop(key)
         else:
             arrays[key] = value
-    return _npz(arrays, allow_pickle=any(getattr(v, "dtype", None) == object for v in changes.values()))
+    return _npz(arrays, allow_pickle=any(getattr(v, "dtype", None) == np.dtype(object) for v in changes.values()))
 
 
 def _meta(**changes) -> np.ndarray:

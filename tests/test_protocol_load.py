@@ -34,7 +34,7 @@ def run_in_own_loop(coroutine):
     def target():
         try:
             outcome["value"] = asyncio.run(coroutine)
-        except BaseException as exc:  # re-raised on the test's thread
+        except BaseException as exc:  # noqa: BLE001 (re-raised on the test's thread)
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="protocol-client")

@@ -52,7 +52,7 @@ def save_screenshot(page, name: str, height: int | None = None, *, folder: Path)
     for button in page.locator('[data-testid="stToast"] button').all():  # toasts hide content
         try:
             button.click(timeout=1000)
-        except Exception:  # it closed by itself meanwhile
+        except Exception:  # noqa: BLE001 (it closed by itself meanwhile)
             pass
     if height:
         page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
