@@ -122,7 +122,8 @@ def run(quick: bool = False) -> dict:
     finally:
         for trainer in trainers.values():
             trainer.close()
-        common.set_blas_threads(default_threads)
+        if default_threads:  # None: unknown, nothing to put back
+            common.set_blas_threads(default_threads)
     ours_spread = {name: common.spread(v) for name, v in ours.items()}
     matmul_spread = {threads: common.spread(v) for threads, v in matmuls.items()}
 

@@ -115,7 +115,8 @@ def run(quick: bool = False) -> dict:
     results, figures = {}, []
     for name, hidden in MODELS.items():
         results[name] = profile_model(hidden, x_train, y_train, thread_settings, block, rounds, warm)
-        common.set_blas_threads(default_threads)
+        if default_threads:  # None: unknown, nothing to put back
+            common.set_blas_threads(default_threads)
         for threads, r in results[name].items():
             common.log(f"profile {name}, {threads} thread(s): step {r['run_step_us']:.0f} us, matmuls "
                        f"{r['matmuls_us']:.0f}, other fwd/bwd {r['loss_and_grads_other_us']:.0f}, adam "

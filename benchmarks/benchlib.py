@@ -14,9 +14,7 @@ is held to the target, so ``pass`` can be recomputed by any reader of results.js
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as _dt
-import glob
 import json
 import math
 import os
@@ -27,83 +25,22 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+try:  # the installed package (pip install -e .): BLAS threads are set as mlp_core sets them
+    from mlp_core.blas import blas_threads, set_blas_threads  # noqa: F401 (the scripts use common.*)
+except ImportError as exc:  # a script run as python benchmarks/x.py finds mlp_core only installed
+    raise SystemExit(f"benchmarks: {exc}; install the project first: pip install -e . "
+                     "(from the repository root)") from exc
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: where git and the scripts run
 BENCH_DIR = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # run from a fresh clone: mlp_core is found without installing
-    sys.path.insert(0, str(ROOT))
 
 # Quiet TensorFlow in every process that imports it (set before it is imported).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # ----------------------------------------------------------------------------- BLAS threads
-def _openblas():
-    """NumPy's OpenBLAS as a ctypes library with (get, set) thread functions, or None."""
-    import numpy as np
-
-    np.ones(2) @ np.ones(2)  # make sure the library is loaded
-    candidates = []
-    try:
-        with open("/proc/self/maps") as maps:
-            candidates = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
-    except OSError:
-        libs_dir = Path(np.__file__).resolve().parent.parent / "numpy.libs"
-        candidates = glob.glob(str(libs_dir / "*openblas*"))
-    for path in candidates:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "")):
-            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if get is not None and put is not None:
-                get.restype = ctypes.c_int
-                put.argtypes = [ctypes.c_int]
-                return get, put
-    return None
-
-
-_BLAS = None
-
-
-def blas_threads() -> int | None:
-    """The number of threads NumPy's BLAS uses now (None if it cannot be asked)."""
-    global _BLAS
-    try:
-        from threadpoolctl import threadpool_info  # noqa: PLC0415 (optional)
-
-        for pool in threadpool_info():
-            if pool.get("user_api") == "blas":
-                return int(pool["num_threads"])
-    except ImportError:
-        pass
-    if _BLAS is None:
-        _BLAS = _openblas() or False
-    if _BLAS:
-        return int(_BLAS[0]())
-    env = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    return int(env) if env and env.isdigit() else None
-
-
-def set_blas_threads(n: int) -> bool:
-    """Set NumPy's BLAS thread count in this process; False if that is not possible."""
-    global _BLAS
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415 (optional)
-
-        threadpool_limits(n, user_api="blas")
-        return True
-    except ImportError:
-        pass
-    if _BLAS is None:
-        _BLAS = _openblas() or False
-    if _BLAS:
-        _BLAS[1](int(n))
-        return blas_threads() == n
-    return False
-
-
+# blas_threads() and set_blas_threads(n) are mlp_core.blas's (imported above): the
+# benchmarks set and read the thread count exactly as the CLI and the dashboard do.
 def switch_blas_threads(n: int, settle: float = 0.25) -> None:
     """Set the BLAS thread count, then wait ``settle`` seconds: OpenBLAS threads that are
     no longer needed spin for a while before they sleep, and would steal CPU from whatever
@@ -279,8 +216,7 @@ def last_json_line(text: str) -> dict:
 
 def subprocess_env(blas_threads: int | None = None) -> dict:
     env = dict(os.environ)
-    env.pop("MLP_LAB_DEBUG", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.pop("MLP_LAB_DEBUG", None)  # mlp_core comes from the installed package (pip install -e .)
     if blas_threads is not None:
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(blas_threads)
