@@ -284,6 +284,7 @@ def machine_info() -> dict:
         "blas_threads": blas_threads(),
         "tensorflow": _version("tensorflow"),
         "keras": _version("keras"),
+        "torch": _version("torch"),  # None: not installed (the PyTorch rows are then skipped)
         "load_average": list(load) if load else None,
         "platform": platform.platform(),
     }

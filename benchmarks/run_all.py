@@ -13,7 +13,8 @@ and memory cannot slow the next), and each interleaves its own contenders:
 
   profile    where one training step's time goes, in microseconds (bench_profile.py)
   flops      training FLOP/s vs a loop of only the same matmuls (bench_flops.py)
-  keras      samples/s and test accuracy vs Keras on the identical model (bench_keras.py)
+  keras      samples/s and test accuracy vs Keras and PyTorch on the identical model
+             (bench_keras.py; PyTorch is optional: without it, its rows are skipped, saying so)
   notebook   20,000 one-sample steps of the notebook model (bench_notebook.py)
   dashboard  the dashboard's background trainer vs the CLI (bench_dashboard.py)
   accuracy   train --model dense --time-budget 30 / 60, several seeds (bench_accuracy.py)
@@ -44,8 +45,8 @@ BENCHMARKS = {
     "accuracy": "bench_accuracy",
 }
 # The figures the issue asks for, in the order of the README table.
-HEADLINE = ["keras_speedup", "keras_test_accuracy", "flops_ratio", "accuracy_30s", "accuracy_60s",
-            "notebook_20k", "dashboard_ratio"]
+HEADLINE = ["keras_speedup", "keras_test_accuracy", "torch_speedup", "torch_test_accuracy", "flops_ratio",
+            "accuracy_30s", "accuracy_60s", "notebook_20k", "dashboard_ratio"]
 DEFAULT_OUT = common.BENCH_DIR / "results.json"
 
 
@@ -119,7 +120,8 @@ def markdown(report: dict) -> str:
         "",
         f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores (load average at the start: {load}); "
         f"Python {m['python']}, NumPy {m['numpy']} ({m['blas']}, {m['blas_threads']} BLAS threads by "
-        f"default), TensorFlow {m['tensorflow']} / Keras {m['keras']}; commit {report.get('commit') or '?'}. "
+        f"default), TensorFlow {m['tensorflow']} / Keras {m['keras']}"
+        f"{', PyTorch ' + m['torch'] if m.get('torch') else ''}; commit {report.get('commit') or '?'}. "
         f"The whole run took {report['seconds'] / 60:.1f} minutes.",
         "",
         "Reproduce: `" + report["command"] + "`",
@@ -130,6 +132,8 @@ def markdown(report: dict) -> str:
         "Speeds are medians of interleaved measurements (ours, reference, ours, ...); "
         "see `benchmarks/README.md` for what each figure measures.",
     ]
+    if report.get("skipped"):
+        parts += ["", "Left out: " + "; ".join(f"{s['benchmark']}: {s['reason']}" for s in report["skipped"])]
     if report["errors"]:
         parts += ["", "Benchmarks that failed to run: " + "; ".join(
             f"{e['benchmark']}: {e['error']}" for e in report["errors"])]
@@ -180,6 +184,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     results = {name: run_benchmark(name, args.quick, args.timeout) for name in names}
     errors = [{"benchmark": n, "error": r["error"]} for n, r in results.items() if "error" in r]
+    skipped = [{"benchmark": n, "reason": reason}
+               for n, r in results.items() for reason in r.get("skipped", [])]
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (
         f" --only {' '.join(names)}" if args.only else "")
     report = {
@@ -190,6 +196,7 @@ def main(argv=None) -> int:
         "seconds": time.perf_counter() - start,
         "figures": ordered_figures(results),
         "errors": errors,
+        "skipped": skipped,  # contenders a benchmark left out, and why (e.g. PyTorch not installed)
         "benchmarks": results,
     }
     report = common.clean(report)
@@ -204,6 +211,8 @@ def main(argv=None) -> int:
 
     text = (f"\nMLP Lab benchmarks{' (quick)' if args.quick else ''}: {machine['cpu']}, {machine['cores']} "
             f"cores, {report['seconds'] / 60:.1f} min\n\n" + common.figures_table(report["figures"]))
+    if skipped:
+        text += "\n\nleft out: " + "; ".join(f"{s['benchmark']}: {s['reason']}" for s in skipped)
     if errors:
         text += "\n\nfailed to run: " + "; ".join(f"{e['benchmark']}: {e['error']}" for e in errors)
     if args.json:
