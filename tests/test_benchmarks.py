@@ -2,12 +2,15 @@
 
 It checks that every benchmark runs and reports every figure as a finite positive number,
 that the JSON and Markdown files are written, and that the pass/fail marks agree with the
-numbers. It never checks a speed target: machines are noisy, and speed is what the
+numbers. PyTorch is optional: where it is importable the quick run must measure it; a
+second run with torch made unimportable (whether or not it is installed) must skip it,
+saying why, and still measure Keras and ours. It never checks a speed target: machines are noisy, and speed is what the
 benchmark scripts show, not what tests assert.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -21,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("profile", "flops", "keras", "notebook", "dashboard", "accuracy")
 # Every figure of the issue; the quick run measures each one at tiny sizes.
 REQUIRED = ("keras_speedup", "keras_test_accuracy", "flops_ratio", "notebook_20k", "dashboard_ratio")
+TORCH_FIGURES = ("torch_speedup", "torch_test_accuracy")
+TORCH_SKIP = "PyTorch not installed: pip install torch==2.13.0 (CPU)"
+HAVE_TORCH = importlib.util.find_spec("torch") is not None  # the interpreter the runs use
 
 
 def _positive(value) -> bool:
@@ -71,6 +77,62 @@ def test_every_figure_is_a_finite_positive_number(quick_run):
             assert f["pass"] is None, f
     accuracies = [f["ours"] for f in report["figures"] if f["unit"] == "accuracy"]
     assert accuracies and all(0.05 < a <= 1 for a in accuracies)
+
+
+@pytest.mark.slow
+def test_quick_run_measures_pytorch_when_importable(quick_run):
+    proc, _ = quick_run
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    keras = report["benchmarks"]["keras"]
+    figures = {f["id"]: f for f in report["figures"]}
+    if not HAVE_TORCH:  # this branch is the skip; test_pytorch_skipped_without_torch forces it always
+        assert keras["torch_skipped"] == TORCH_SKIP
+        assert not any(fid.startswith("torch_") for fid in figures)
+        return
+    assert keras["torch_skipped"] is None and keras["skipped"] == [] and report["skipped"] == []
+    for fid in TORCH_FIGURES:
+        assert fid in figures, f"missing figure {fid}; have {sorted(figures)}"
+    assert keras["best_torch"] == "torch_1t"  # --quick: one thread, as ours
+    worker = keras["workers"]["torch_1t"]
+    assert worker["torch"] and worker["torch_threads"] == 1
+    assert keras["initial_max_probability_difference_torch"] < 1e-5  # the same initial weights
+    speed = keras["samples_per_second"]["torch_1t"]
+    assert _positive(speed["median"]) and figures["torch_speedup"]["reference"] == speed["median"]
+    assert figures["torch_test_accuracy"]["reference"] == keras["test_accuracy"]["torch_1t"]
+    assert keras["epochs_trained"]["torch_1t"] == keras["epochs_trained"][keras["best_ours"]]
+    assert report["machine"]["torch"]
+
+
+@pytest.mark.slow
+def test_pytorch_skipped_without_torch(tmp_path):
+    """torch made unimportable in every process of the run (sys.modules['torch'] = None in a
+    sitecustomize on PYTHONPATH), so this checks the skip even where torch is installed."""
+    hide = tmp_path / "no_torch"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None  # import torch fails\n")
+    env = dict(os.environ)
+    env.pop("MLP_LAB_DEBUG", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hide), env.get("PYTHONPATH", "")) if p)
+    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr, probe.stderr  # the trick works
+    out = tmp_path / "keras.json"
+    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--only", "keras", "--json",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert TORCH_SKIP in proc.stderr  # said to the person running it
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["skipped"] == [{"benchmark": "keras", "reason": f"PyTorch: {TORCH_SKIP}"}]
+    keras = report["benchmarks"]["keras"]
+    assert keras["torch_skipped"] == TORCH_SKIP and keras["best_torch"] is None
+    assert not any(name.startswith("torch") for name in keras["samples_per_second"])
+    figures = {f["id"]: f for f in report["figures"]}
+    assert not any(fid.startswith("torch_") for fid in figures)
+    for fid in ("keras_speedup", "keras_test_accuracy"):  # the rest still runs
+        assert _positive(figures[fid]["ours"]) and _positive(figures[fid]["reference"]), figures[fid]
+    markdown = out.with_suffix(".md").read_text()
+    assert TORCH_SKIP in markdown  # in the table's notes and in the detail table
 
 
 @pytest.mark.slow
