@@ -149,7 +149,7 @@ def torch_skip_reason() -> str | None:
     """Why PyTorch is left out here, or None when it can run. Only looks for the package
     (importing torch takes seconds): a torch that is found but fails to import makes its
     worker fail, loudly."""
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
 
     try:
         return None if importlib.util.find_spec("torch") is not None else TORCH_MISSING
@@ -161,13 +161,13 @@ def worker_torch(seed: int, n_train: int, threads: int | None, adam: str = TORCH
                  compiled: bool = False):
     """PyTorch (CPU) as its users write a fast loop: the data as tensors in memory, a new
     random permutation per epoch, batches by index (``x[idx]``), no DataLoader."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from mlp_core import DenseMLP  # noqa: PLC0415
+    from mlp_core import DenseMLP
 
     x_np, y_np, x_test_np, y_test = _data(n_train)
-    import torch  # noqa: PLC0415 (lazy: optional, only this worker imports it)
-    import torch.nn.functional as F  # noqa: N812, PLC0415
+    import torch  # lazy: optional, only this worker imports it
+    import torch.nn.functional as F
 
     if threads:
         torch.set_num_threads(threads)

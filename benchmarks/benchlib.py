@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 try:  # the installed package (pip install -e .): BLAS threads are set as mlp_core sets them
-    from mlp_core.blas import blas_threads, set_blas_threads  # noqa: F401 (the scripts use common.*)
+    from mlp_core.blas import blas_threads, set_blas_threads  # the scripts call common.*
 except ImportError as exc:  # a script run as python benchmarks/x.py finds mlp_core only installed
     raise SystemExit(f"benchmarks: {exc}; install the project first: pip install -e . "
                      "(from the repository root)") from exc
