@@ -42,8 +42,8 @@ def _poll(lab, stop_when_done) -> int:
 
 def dashboard_run(steps: int) -> dict:
     """One run through mlp_lab's LabSession, polled like the page polls it."""
-    from mlp_lab.choices import ModelChoice  # noqa: PLC0415
-    from mlp_lab.lab import LabSession  # noqa: PLC0415
+    from mlp_lab.choices import ModelChoice
+    from mlp_lab.lab import LabSession
 
     lab = LabSession(ModelChoice.preset("dense"))  # seed 0, fresh weights, as a new visitor gets
     try:
@@ -71,7 +71,7 @@ def run(quick: bool = False, steps: int | None = None, rounds: int | None = None
     rounds = rounds or (1 if quick else 5)
     api = "mlp_lab.lab.LabSession"
     try:  # what the Streamlit server process sets up on import (e.g. its BLAS thread count)
-        import mlp_lab.session  # noqa: F401, PLC0415
+        import mlp_lab.session  # noqa: F401
     except Exception as exc:  # noqa: BLE001 (streamlit missing or the glue changed: go on without)
         common.log(f"dashboard: mlp_lab.session not imported ({type(exc).__name__}: {exc})")
     dashboard_threads = common.blas_threads()

@@ -49,7 +49,7 @@ class MatmulLoop:
     """Only the matrix products of one training step, into preallocated arrays."""
 
     def __init__(self, x_batch, sizes=SIZES, seed=0):
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
         rng = np.random.default_rng(seed)
         n = len(x_batch)
@@ -62,7 +62,7 @@ class MatmulLoop:
         self.layers = len(self.ws)
 
     def run(self, steps: int) -> None:
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
         matmul, hs, ws, dzs, dws, dhs, layers = (np.matmul, self.hs, self.ws, self.dzs, self.dws,
                                                  self.dhs, self.layers)
@@ -81,7 +81,7 @@ SETTINGS = {"1 thread": (1, 1), "2 threads": (2, 1), "2 processes": (1, 2)}
 
 
 def run(quick: bool = False) -> dict:
-    from mlp_core import DenseMLP, TrainConfig, Trainer, load_mnist, scale  # noqa: PLC0415
+    from mlp_core import DenseMLP, TrainConfig, Trainer, load_mnist, scale
 
     block = 40 if quick else 100  # steps per timed block: short, so a burst of load hits both sides
     rounds = 3 if quick else 15
@@ -113,7 +113,8 @@ def run(quick: bool = False) -> dict:
                         trainers[key].run(steps=2)
                     t0 = time.perf_counter()
                     trainers[key].run(steps=block) if kind == "ours" else loop.run(block)
-                    (ours[key] if kind == "ours" else matmuls[key]).append(flop * block / (time.perf_counter() - t0) / 1e9)
+                    gflops = flop * block / (time.perf_counter() - t0) / 1e9
+                    (ours[key] if kind == "ours" else matmuls[key]).append(gflops)
                     if kind == "ours" and settings[key][1] > 1:
                         time.sleep(0.05)  # the second process spins a few ms before it sleeps
             common.log(f"flops: round {r + 1}/{rounds}: " + ", ".join(

@@ -51,7 +51,7 @@ TORCH_ADAM = "fused"
 
 
 def _data(n_train: int):
-    from mlp_core import load_mnist, scale  # noqa: PLC0415
+    from mlp_core import load_mnist, scale
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
     x_train = scale(x_train[:n_train]).reshape(-1, 784)
@@ -61,9 +61,9 @@ def _data(n_train: int):
 
 # ----------------------------------------------------------------------------- workers
 def worker_ours(seed: int, n_train: int, threads: int | None):
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from mlp_core import DenseMLP, TrainConfig, Trainer  # noqa: PLC0415
+    from mlp_core import DenseMLP, TrainConfig, Trainer
 
     if threads:
         common.set_blas_threads(threads)
@@ -92,13 +92,13 @@ def worker_ours(seed: int, n_train: int, threads: int | None):
 
 
 def worker_keras(seed: int, n_train: int, jit: bool, threads: int | None = None):
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from mlp_core import DenseMLP  # noqa: PLC0415
+    from mlp_core import DenseMLP
 
     x_train, y_train, x_test, y_test = _data(n_train)
-    import keras  # noqa: PLC0415 (lazy: only this worker pays for TensorFlow)
-    import tensorflow as tf  # noqa: PLC0415
+    import keras  # lazy: only this worker pays for TensorFlow
+    import tensorflow as tf
 
     if threads:  # before TensorFlow runs its first op
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -247,7 +247,7 @@ def torch_label(info: dict) -> str:
 
 
 def run(quick: bool = False, rounds: int | None = None, seed: int = 0, torch_variants: bool = False) -> dict:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     n_train = 6_400 if quick else 60_000
     rounds = rounds or (2 if quick else 7)

@@ -21,10 +21,10 @@ STEPS = 20_000
 
 
 def run(quick: bool = False, repeats: int | None = None) -> dict:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from mlp_core import Trainer, build_model, load_mnist, scale  # noqa: PLC0415
-    from mlp_core.presets import PRESETS  # noqa: PLC0415
+    from mlp_core import Trainer, build_model, load_mnist, scale
+    from mlp_core.presets import PRESETS
 
     model_cfg, train_cfg = PRESETS["notebook"]
     steps = 2_000 if quick else STEPS
@@ -64,8 +64,8 @@ def run(quick: bool = False, repeats: int | None = None) -> dict:
     ]
     for t in thread_settings:
         if t and len(thread_settings) > 1:
-            figures.append(common.figure(f"notebook_20k_{t}t", f"  {STEPS:,} steps with {t} BLAS thread{'s' if t > 1 else ''}",
-                                         med[t] * STEPS / steps, unit="s"))
+            name = f"  {STEPS:,} steps with {t} BLAS thread{'s' if t > 1 else ''}"
+            figures.append(common.figure(f"notebook_20k_{t}t", name, med[t] * STEPS / steps, unit="s"))
     return {
         "benchmark": "notebook",
         "quick": quick,

@@ -247,7 +247,7 @@ def _cpu_model() -> str:
 
 
 def _version(package: str):
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
 
     try:
         return metadata.version(package)
@@ -257,7 +257,7 @@ def _version(package: str):
 
 def _blas_name() -> str | None:
     try:
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
         config = np.show_config(mode="dicts")
         blas = config.get("Build Dependencies", {}).get("blas", {})
@@ -268,7 +268,7 @@ def _blas_name() -> str | None:
 
 def machine_info() -> dict:
     """What the figures were measured on (TensorFlow's version without importing it)."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     try:
         load = os.getloadavg()
@@ -315,9 +315,9 @@ class Worker:
     """
 
     def __init__(self, name: str, argv: list[str], env: dict | None = None):
-        import queue  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
-        import threading  # noqa: PLC0415
+        import queue
+        import tempfile
+        import threading
 
         self.name = name
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"bench-{name}-", suffix=".log", delete=False)
@@ -334,7 +334,7 @@ class Worker:
         self._lines.put(None)  # the worker ended
 
     def receive(self, timeout: float = 600) -> dict:
-        import queue  # noqa: PLC0415
+        import queue
 
         try:
             line = self._lines.get(timeout=timeout)
@@ -401,7 +401,7 @@ def serve(handlers: dict, ready: dict) -> None:
         try:
             answer(handlers[cmd](**command))
         except Exception as exc:  # noqa: BLE001 (reported to the parent, which raises)
-            import traceback  # noqa: PLC0415
+            import traceback
 
             traceback.print_exc()
             answer({"error": f"{type(exc).__name__}: {exc}"})
