@@ -9,6 +9,8 @@ step happens under a lock, so a snapshot never sees half an update.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
 import threading
 import time
@@ -105,6 +107,43 @@ class History:
         del self.val_steps[keep:], self.val_accuracy[keep:]
         self._sum, self._count = 0.0, 0
 
+    def to_dict(self) -> dict:
+        """The history as plain JSON values (lists of numbers), ``from_dict``'s input."""
+        return {"steps": list(self.steps), "losses": list(self.losses), "val_steps": list(self.val_steps),
+                "val_accuracy": list(self.val_accuracy), "stride": self.stride,
+                "pending_sum": self._sum, "pending_count": self._count}
+
+    @classmethod
+    def from_dict(cls, data: dict, max_points: int, step: int) -> "History":
+        """The history ``to_dict`` wrote, for a trainer at ``step`` keeping ``max_points``
+        points. Raises ValueError (expected vs received) for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError(f"history must be a dict, got {type(data).__name__}")
+        history = cls(max_points)
+        steps, losses = _number_list(data, "steps", int), _number_list(data, "losses", float)
+        val_steps, val_acc = _number_list(data, "val_steps", int), _number_list(data, "val_accuracy", float)
+        if len(steps) != len(losses) or len(val_steps) != len(val_acc):
+            raise ValueError(f"history needs as many steps as values: {len(steps)} steps for "
+                             f"{len(losses)} losses, {len(val_steps)} for {len(val_acc)} accuracies")
+        if len(steps) >= history.max_points:
+            raise ValueError(f"history must hold fewer than {history.max_points} loss points, got {len(steps)}")
+        for name, seq in (("steps", steps), ("val_steps", val_steps)):
+            if any(b <= a for a, b in zip(seq, seq[1:])) or (seq and not 1 <= seq[0] <= seq[-1] <= step):
+                raise ValueError(f"history {name} must increase, from 1 up to the trainer's step {step}")
+        if not all(0.0 <= a <= 1.0 for a in val_acc):
+            raise ValueError("history val_accuracy must be fractions from 0 to 1")
+        stride, count = data.get("stride", 1), data.get("pending_count", 0)
+        if not (_is_int(stride) and stride >= 1 and stride & (stride - 1) == 0):
+            raise ValueError(f"history stride must be a power of two >= 1, got {stride!r}")
+        if not (_is_int(count) and 0 <= count < stride):
+            raise ValueError(f"history pending_count must be 0 to {stride - 1}, got {count!r}")
+        pending = data.get("pending_sum", 0.0)
+        if not (isinstance(pending, (int, float)) and not isinstance(pending, bool) and math.isfinite(pending)):
+            raise ValueError(f"history pending_sum must be a finite number, got {pending!r}")
+        history.steps, history.losses, history.val_steps, history.val_accuracy = steps, losses, val_steps, val_acc
+        history.stride, history._sum, history._count = stride, float(pending), count
+        return history
+
     def copy(self) -> "History":
         clone = History.__new__(History)
         clone.__dict__.update({k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()})
@@ -133,6 +172,91 @@ class RunResult:
     train_seconds: float  # wall time spent on training steps only
     status: str
     reason: str
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """Where a trainer stands, as plain JSON values: ``Trainer.state()`` makes it and
+    ``Trainer.restore_state`` puts a trainer (with the same model weights, loaded
+    separately) back there. ``to_dict``/``from_dict`` give and take a JSON object.
+
+    Restored: the step count, samples seen, training time (seconds), the last loss, the
+    learning rate, the loss/validation history, and the order of the batches (and random
+    shifts) from that step on. Not restored: the optimizer's state -- momentum's velocity
+    and Adam's moments and step count start again from zero, as after a divergence (they
+    are as large as the weights and would triple the saved size). Plain SGD has no such
+    state, so an SGD trainer restored at step N trains on to exactly the weights of one
+    that never stopped; momentum and Adam take a few steps to rebuild their averages.
+    """
+
+    step: int  # training steps taken
+    samples_seen: int  # training images used (step x batch size, unless settings changed)
+    lr: float  # the base learning rate the next step uses
+    train_seconds: float = 0.0  # wall time spent on training steps
+    last_loss: float | None = None  # the loss of the last step
+    history: dict = field(default_factory=dict)  # History.to_dict(); empty: none kept
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data) -> "TrainerState":
+        """The state ``to_dict`` wrote; ValueError (expected vs received) for anything else."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a trainer state must be a dict, got {type(data).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        if not {"step", "samples_seen", "lr"} <= data.keys() <= known:
+            raise ValueError(f"a trainer state needs the keys step, samples_seen, lr (optional: "
+                             f"train_seconds, last_loss, history), got {sorted(data)}")
+        state = cls(**data)
+        state.check()
+        return state
+
+    def check(self) -> None:
+        """Raise ValueError (expected vs received) if a field is not what ``Trainer.state`` gives."""
+        for name in ("step", "samples_seen"):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= 0):
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if not (_is_number(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (_is_number(self.train_seconds) and self.train_seconds >= 0):
+            raise ValueError(f"train_seconds must be a number >= 0, got {self.train_seconds!r}")
+        if self.last_loss is not None and not _is_number(self.last_loss):
+            raise ValueError(f"last_loss must be a finite number or None, got {self.last_loss!r}")
+        if not isinstance(self.history, dict):
+            raise ValueError(f"history must be a dict, got {type(self.history).__name__}")
+
+    def thinned(self, max_points: int) -> "TrainerState":
+        """This state with its loss history averaged down to fewer than ``max_points``
+        points (neighbours in pairs, as ``History`` does when full): a bounded copy for a file."""
+        if not self.history or len(self.history.get("steps", ())) < max_points:
+            return self
+        history = History.from_dict(self.history, 2 ** 62, self.step)
+        while len(history.steps) >= max_points:
+            history.steps = history.steps[1::2]
+            history.losses = [(a + b) / 2 for a, b in zip(history.losses[::2], history.losses[1::2])]
+            history.stride *= 2
+        thinned = {**history.to_dict(), "pending_sum": 0.0, "pending_count": 0}  # a part-point dropped
+        return TrainerState(**{**asdict(self), "history": thinned})
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number_list(data: dict, key: str, kind) -> list:
+    """``data[key]`` as a list of finite numbers of ``kind`` (int: whole numbers only)."""
+    values = data.get(key, [])
+    check = _is_int if kind is int else _is_number
+    if not isinstance(values, list) or not all(check(v) for v in values):
+        what = "whole numbers" if kind is int else "finite numbers"
+        raise ValueError(f"history {key} must be a list of {what}, got {str(values)[:80]}")
+    return [kind(v) for v in values]
 
 
 # ``images(idx, out=None)``: the training images ``idx`` as float rows (n, 784), written
@@ -209,6 +333,11 @@ class Trainer:
     x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
     """
 
+    # restore_state replays the batch order (and random shifts) up to the restored step,
+    # so a restored trainer picks the very batches it would have; past this many steps
+    # (about 1 s of replay) it starts a fresh order seeded by the step instead, so that a
+    # crafted state cannot keep the server busy.
+    REPLAY_LIMIT = 1_000_000
     BLOWUP_FACTOR = 50.0  # "huge": this many times the run's first loss...
     BLOWUP_FLOOR = 50.0  # ...and at least this (cross-entropy starts near 2.3, squared error below 1)
 
@@ -278,6 +407,55 @@ class Trainer:
                 params={k: v.copy() for k, v in self.model.params.items()} if include_params else {},
                 train_seconds=self.train_seconds,
             )
+
+    def state(self) -> TrainerState:
+        """Where this trainer stands (step, history, learning rate...), as JSON values;
+        the weights are the model's, saved separately (``mlp_core.persistence``)."""
+        with self._lock:
+            return TrainerState(step=self.step, samples_seen=self.samples_seen, lr=self.base_lr,
+                                train_seconds=self.train_seconds, last_loss=self.last_loss,
+                                history=self.history.to_dict())
+
+    def restore_state(self, state: TrainerState | dict) -> None:
+        """Put this trainer back at ``state`` (a ``TrainerState`` or its ``to_dict``), with
+        the weights already in its model. Raises ValueError (expected vs received) and
+        changes nothing if the state is not valid. The optimizer's state starts again
+        from zero (see ``TrainerState``); the model's current weights become the
+        checkpoint a divergence returns to. Not during a run."""
+        if not isinstance(state, TrainerState):
+            state = TrainerState.from_dict(state)
+        state.check()
+        max_points = self.config.max_history
+        history = (History.from_dict(state.history, max_points, state.step) if state.history
+                   else History(max_points))
+        batches, shifts = self._order_at(state.step)
+        with self._lock:
+            if self.status == "running":
+                raise ValueError("cannot restore a trainer's state during a run")
+            self.step, self.samples_seen = state.step, state.samples_seen
+            self.base_lr, self.train_seconds = float(state.lr), float(state.train_seconds)
+            self.last_loss = None if state.last_loss is None else float(state.last_loss)
+            self.history = history
+            self._batches, self._shifts = batches, shifts
+            self.optimizer.reset()
+            self._training_step.roll_back_to(self.model.params)  # the helper process's copy too
+            self._checkpoint = (self.step, {k: v.copy() for k, v in self.model.params.items()})
+            self.status, self.reason = "idle", ""
+
+    def _order_at(self, step: int):
+        """The batch iterator and the shifts' generator as they stand after ``step`` steps."""
+        cfg = self.config
+        if step > self.REPLAY_LIMIT:
+            seed = [cfg.seed, step]  # a fresh order: replaying would take too long
+            return (iterate_minibatches(len(self.x_train), cfg.batch_size, seed),
+                    np.random.default_rng([*seed, 1]))
+        batches = iterate_minibatches(len(self.x_train), cfg.batch_size, cfg.seed)
+        shifts = np.random.default_rng([cfg.seed, 1])
+        collections.deque(itertools.islice(batches, step), maxlen=0)  # skip ``step`` batches
+        if cfg.shift:  # each step drew (2, batch) whole numbers for its shifts
+            for _ in range(step):
+                shifts.integers(0, 2 * cfg.shift + 1, size=(2, cfg.batch_size))
+        return batches, shifts
 
     def model_copy(self) -> Network:
         """An independent copy of the model as it is now (for predicting during a run)."""

@@ -1,6 +1,7 @@
 """The Trainer: iterative, resumable, deterministic, bounded, safe against divergence and
 safe to run in a background thread while another thread reads it."""
 
+import json
 import math
 import threading
 import time
@@ -269,3 +270,97 @@ def test_a_dropped_trainer_is_freed_at_once(small):
         assert dropped() is None
     finally:
         gc.enable()
+
+
+# --- saving a trainer's place and coming back to it (Trainer.state / restore_state) -------
+def _restored_copy(trainer, small, **config):
+    """A new trainer with ``trainer``'s weights and state, as after a server restart."""
+    json_round_trip = json.loads(json.dumps(trainer.state().to_dict()))
+    other = dense_trainer(small, **config)
+    other.model.set_params(params_of(trainer))
+    other.restore_state(json_round_trip)
+    return other
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+def test_a_restored_sgd_trainer_trains_on_to_the_same_weights(small, shift):
+    # SGD keeps no state, so everything that decides the next steps is restored: the step,
+    # the batch order, the random shifts; the result is bit-for-bit one long run.
+    kw = dict(optimizer="sgd", lr=0.05, shift=shift)
+    whole, first = dense_trainer(small, **kw), dense_trainer(small, **kw)
+    whole.run(steps=130)
+    first.run(steps=70)
+    first.set_lr(0.05)
+    restored = _restored_copy(first, small, **kw)
+    assert restored.step == 70 and restored.samples_seen == first.samples_seen == 70 * 32
+    assert restored.history.steps == first.history.steps and restored.history.losses == first.history.losses
+    assert restored.history.val_accuracy == first.history.val_accuracy != []
+    assert restored.last_loss == first.last_loss and restored.base_lr == 0.05
+    restored.run(steps=60)
+    assert restored.step == 130
+    assert_same_params(params_of(restored), params_of(whole))
+    assert restored.history.losses == whole.history.losses
+    assert restored.history.val_steps == whole.history.val_steps
+
+
+def test_a_restored_adam_trainer_continues_with_fresh_moments(small):
+    # Adam's moments are not saved (documented): the restored trainer takes other steps
+    # than one that never stopped, but keeps the step count and learns on.
+    whole, first = dense_trainer(small), dense_trainer(small)
+    whole.run(steps=120)
+    first.run(steps=60)
+    restored = _restored_copy(first, small)
+    assert restored.optimizer.t == 0
+    restored.run(steps=60)
+    assert restored.step == 120 and restored.history.steps == list(range(1, 121))
+    assert not np.array_equal(restored.model.params["w1"], whole.model.params["w1"])
+    assert restored.history.losses[-1] < restored.history.losses[0]
+
+
+def test_restoring_a_bad_state_is_refused_with_what_was_expected(small):
+    trainer = dense_trainer(small)
+    trainer.run(steps=10)
+    good = trainer.state().to_dict()
+    cases = [
+        ({**good, "step": -1}, "step must be a whole number >= 0, got -1"),
+        ({**good, "step": 2.5}, "step must be a whole number"),
+        ({**good, "lr": 0}, "lr must be a positive number, got 0"),
+        ({**good, "extra": 1}, "needs the keys"),
+        ({"step": 1}, "needs the keys"),
+        ({**good, "history": {**good["history"], "losses": [1.0]}}, "as many steps as values"),
+        ({**good, "history": {**good["history"], "steps": list(range(10, 0, -1))}}, "must increase"),
+        ({**good, "step": 5}, "up to the trainer's step 5"),
+        ({**good, "history": {**good["history"], "losses": [float("nan")] * 10}}, "finite numbers"),
+        ({**good, "history": {**good["history"], "stride": 3}}, "power of two"),
+        ("not a dict", "must be a dict"),
+    ]
+    other = dense_trainer(small)
+    for state, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            other.restore_state(state)
+        assert other.step == 0 and other.history.steps == []  # nothing changed
+    other.restore_state(good)
+    assert other.step == 10
+
+
+def test_a_huge_step_count_is_restored_without_replaying_every_batch(small):
+    trainer = dense_trainer(small)
+    started = time.perf_counter()
+    trainer.restore_state({"step": 10**12, "samples_seen": 10**12, "lr": 0.001})
+    assert time.perf_counter() - started < 1.0
+    trainer.run(steps=3)
+    assert trainer.step == 10**12 + 3
+
+
+def test_a_thinned_state_is_bounded_and_still_restores(small):
+    trainer = dense_trainer(small, eval_every=1000)
+    trainer.run(steps=300)
+    thin = trainer.state().thinned(50)
+    assert len(thin.history["steps"]) < 50 and thin.history["stride"] == 8
+    assert thin.history["steps"][-1] <= 300
+    np.testing.assert_allclose(np.mean(thin.history["losses"]), np.mean(trainer.history.losses[:296]), rtol=1e-9)
+    other = dense_trainer(small, eval_every=1000)
+    other.restore_state(thin)
+    assert other.history.stride == 8
+    other.run(steps=16)
+    assert other.history.steps[-1] == 316
