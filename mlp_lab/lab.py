@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlp_core import Trainer, confusion_matrix
+from mlp_core import Trainer, TrainerState, confusion_matrix
 from mlp_core.persistence import model_from_bytes, model_to_bytes
 
 from . import config
@@ -29,6 +29,10 @@ from .replay import Replay, record
 from .shared_data import LabData, get_data
 
 log = logging.getLogger("mlp_lab")
+
+# Loss points of the history a downloaded file carries (pairs averaged beyond that): the
+# curve's shape at ~40 KB of JSON, whatever the length of the training.
+FILE_HISTORY_POINTS = 2_000
 
 
 def _duration(seconds: float) -> str:
@@ -73,7 +77,7 @@ class LabStatus:
     description: str  # e.g. "Dense MLP 784-256-128-10 (relu)"
     kind: str
     n_params: int
-    step: int  # steps trained since the weights were drawn (or loaded)
+    step: int  # steps trained since the weights were drawn (a loaded file's own steps included)
     epochs: float
     last_loss: float | None
     status: str  # the trainer's: idle, running, finished, stopped, time_up, diverged
@@ -177,14 +181,37 @@ class LabSession:
         self.stop(wait=True)
         with self._lock:
             self._install(model, choice, lr, source=name)
+            self._restore_file_state(meta, training, lr, name)
         return None
+
+    def _restore_file_state(self, meta: dict, training: dict, lr: float, name: str) -> None:
+        """Put the new trainer at the file's own step (and history, if the file has one)
+        so that the status says "trained 2,000 steps", not 0 (lock held, no run going).
+        A file's state that does not fit is skipped, never an error: the weights are
+        what matters. Files without a saved state give their ``training.steps``."""
+        saved = (meta.get("extra") or {}).get("trainer_state")
+        steps = training.get("steps")
+        candidates = []
+        if isinstance(saved, dict):
+            candidates.append({**saved, "lr": lr})  # the learning rate already checked above
+        if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0:
+            candidates.append(TrainerState(step=steps, samples_seen=steps * self.choice.batch_size, lr=lr))
+        for state in candidates:
+            try:
+                self.trainer.restore_state(state)
+                return
+            except (TypeError, ValueError) as exc:
+                log.info("%s: its saved training state is not used (%s)", name, exc)
 
     def to_bytes(self) -> bytes:
         """The current weights as an ``.npz`` file (see ``mlp_core.persistence``)."""
-        snap = self.trainer.snapshot(include_params=False)
-        training = {**self.choice.train_config(snap.lr).to_dict(), "steps": snap.step}
-        extra = {"saved_by": "MLP Lab dashboard", "last_loss": snap.last_loss,
-                 "test_accuracy": self.test_result.accuracy if self.test_result else None}
+        state = self.trainer.state()
+        training = {**self.choice.train_config(state.lr).to_dict(), "steps": state.step}
+        test = self.test_result
+        extra = {"saved_by": "MLP Lab dashboard", "last_loss": state.last_loss,
+                 "test_accuracy": test.accuracy if test else None, "test_step": test.step if test else None,
+                 # step, history (bounded), learning rate: load_bytes puts a trainer back there
+                 "trainer_state": state.thinned(FILE_HISTORY_POINTS).to_dict()}
         return model_to_bytes(self.trainer.model_copy(), training=training, extra=extra)
 
     @property

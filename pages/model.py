@@ -39,7 +39,7 @@ def _uploaded() -> None:
         follow_new_model()
         st.session_state["model_message"] = (
             "success", f"Loaded {file.name}: {lab.model.describe()}, trained {lab.trainer.step:,} steps "
-                       "since loading. You can keep training it, look at its weights or test it.")
+                       "so far. You can keep training it, look at its weights or test it.")
     st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # empty uploader
 
 

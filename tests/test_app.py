@@ -246,7 +246,9 @@ def test_download_then_upload_round_trip_and_a_bad_upload(app):
     app.run()
     app.file_uploader[0].upload("mine.npz", saved).run()
     assert_clean(app)
-    assert any("Loaded mine.npz" in s.value for s in app.success)
+    assert any("Loaded mine.npz" in s.value and "trained 100 steps so far" in s.value for s in app.success)
+    assert lab.status().step == 100  # the file's own steps, not 0 (the sidebar shows them)
+    assert "Steps trained: **100**" in " ".join(m.value for m in app.sidebar.markdown)
     for name, value in lab.model.params.items():
         np.testing.assert_array_equal(value, weights[name])
     before = lab.model
@@ -303,6 +305,38 @@ def test_run_stop_and_lr_change_during_a_run(lab):
     assert status.status == "stopped" and 0 < status.step < 50_000
     assert status.samples_per_second and status.samples_per_second > 0
     assert [k for k, _ in lab.pop_notices()] == ["info"] and lab.pop_notices() == []
+
+
+def test_a_loaded_file_keeps_its_steps_history_and_test_step(lab):
+    lab.start(120)
+    wait_idle(lab)
+    history = lab.snapshot(False).history
+    saved = lab.to_bytes()
+    other = LabSession(ModelChoice(kind="notebook"))
+    try:
+        assert other.load_bytes(saved, "mine.npz") is None
+        status = other.status()
+        assert status.step == 120 and status.source == "mine.npz" and not status.untrained
+        assert other.snapshot(False).history.losses == history.losses  # the curve comes along
+        assert other.evaluate_test().step == 120  # "at step 120", not "at step 0"
+        other.start(10)
+        wait_idle(other)
+        assert other.status().step == 130 and other.snapshot(False).history.steps[-1] == 130
+    finally:
+        other.close()
+
+
+def test_an_older_file_gives_its_step_count_and_a_broken_state_is_skipped(lab):
+    from mlp_core.persistence import model_to_bytes
+
+    model = ModelChoice(kind="dense", hidden=(8,)).build()
+    older = model_to_bytes(model, training={"optimizer": "adam", "lr": 0.001, "steps": 2000})
+    assert lab.load_bytes(older, "old.npz") is None
+    assert lab.status().step == 2000 and lab.snapshot(False).history.steps == []
+    broken = model_to_bytes(model, training={"steps": 700},
+                            extra={"trainer_state": {"step": "many", "samples_seen": 0}})
+    assert lab.load_bytes(broken, "broken.npz") is None  # the weights load; the steps from training
+    assert lab.status().step == 700
 
 
 def test_misuse_gets_messages_not_exceptions(lab):
