@@ -57,3 +57,24 @@ def status_dir() -> str | None:
     """``MLP_LAB_STATUS_DIR``: the folder where the server keeps ``trainers.json`` up to
     date (the live trainer counts, read by the browser tests and the load test)."""
     return os.environ.get("MLP_LAB_STATUS_DIR") or None
+
+
+# --- the store of students' work (mlp_lab/store.py) -----------------------------------------
+# Bytes one student's saved lab and kept models may take together, and all students together.
+STORE_MAX_STUDENT_BYTES = int(env_number("MLP_LAB_STORE_STUDENT_MB", 20.0, float) * 2**20)
+STORE_MAX_TOTAL_BYTES = int(env_number("MLP_LAB_STORE_TOTAL_MB", 2048.0, float) * 2**20)
+# A student whose work was not saved for this many days is removed by the store's cleanup.
+STORE_KEEP_DAYS = env_number("MLP_LAB_STORE_KEEP_DAYS", 30.0, float)
+# Seconds a write waits for another thread's or process's write to finish before giving up.
+STORE_BUSY_SECONDS = env_number("MLP_LAB_STORE_BUSY_SECONDS", 10.0, float)
+
+
+def data_dir() -> str:
+    """``MLP_LAB_DATA_DIR``: the folder of the store (``lab.sqlite3``), else the per-user data
+    folder, ``$XDG_DATA_HOME/mlp-lab`` or ``~/.local/share/mlp-lab``. Read at each call (tests
+    set it); the store creates the folder on first use."""
+    chosen = os.environ.get("MLP_LAB_DATA_DIR")
+    if chosen and chosen.strip():
+        return os.path.expanduser(chosen)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "mlp-lab")
