@@ -197,7 +197,11 @@ class TrainerState:
     history: dict = field(default_factory=dict)  # History.to_dict(); empty: none kept
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A JSON object (fresh lists: changing it leaves this state alone). Not ``asdict``,
+        whose deep copy of a 20,000-point history takes ~0.3 s."""
+        history = {k: list(v) if isinstance(v, list) else v for k, v in self.history.items()}
+        return {"step": self.step, "samples_seen": self.samples_seen, "lr": self.lr,
+                "train_seconds": self.train_seconds, "last_loss": self.last_loss, "history": history}
 
     @classmethod
     def from_dict(cls, data) -> "TrainerState":
@@ -238,7 +242,7 @@ class TrainerState:
             history.losses = [(a + b) / 2 for a, b in zip(history.losses[::2], history.losses[1::2])]
             history.stride *= 2
         thinned = {**history.to_dict(), "pending_sum": 0.0, "pending_count": 0}  # a part-point dropped
-        return TrainerState(**{**asdict(self), "history": thinned})
+        return TrainerState(**{**self.to_dict(), "history": thinned})
 
 
 def _is_int(value) -> bool:

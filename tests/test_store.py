@@ -160,7 +160,9 @@ WRITER = textwrap.dedent("""
     folder, shared, own, writer, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     store = SQLiteStore(folder, busy_seconds=30)
     model = ModelChoice(kind="dense", hidden=(16,)).build(seed=writer)
-    checked = 0
+    checked = others = 0
+    print("ready", flush=True)
+    sys.stdin.readline()  # both processes start writing together
     for i in range(n):
         model.params["b1"][0] = writer * 1000 + i  # every record's model differs
         data = model_to_bytes(model)
@@ -173,26 +175,36 @@ WRITER = textwrap.dedent("""
                 assert hashlib.sha256(got.model).hexdigest() == got.settings["sha"], got.settings
                 assert got.trainer_state["step"] == got.settings["i"]
                 checked += 1
-    print(json.dumps({"checked": checked}))
+                others += got.settings["writer"] != writer  # the other process's write
+    print(json.dumps({"checked": checked, "others": others}))
 """)
 
 
 def _python(script: str, *args, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kwargs)
 
 
-@pytest.mark.slow
 def test_two_processes_writing_one_file_at_once_always_leave_whole_records(tmp_path):
     folder, shared = tmp_path / "data", new_student_id()
     own = [new_student_id(), new_student_id()]
     n = 150
     children = [_python(WRITER, folder, shared, own[w], w, n) for w in (0, 1)]
+    for child in children:  # both imported and ready, so that their writes overlap
+        assert child.stdout.readline() == "ready\n", child.stderr.read()
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
     outputs = [child.communicate(timeout=300) for child in children]
+    reports = []
     for child, (out, err) in zip(children, outputs):
         assert child.returncode == 0, err
-        assert json.loads(out)["checked"] >= n  # each read a whole record
+        reports.append(json.loads(out))
+        assert reports[-1]["checked"] >= n  # each read a whole record
+    # The writes interleaved: each process read records the other had just written.
+    assert all(report["others"] > 0 for report in reports), reports
     store = SQLiteStore(folder)
     last = store.load_lab(shared)
     assert last.settings["i"] == n - 1 and last.settings["writer"] in (0, 1)
