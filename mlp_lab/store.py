@@ -309,9 +309,10 @@ def _encode(record: LabRecord) -> _Encoded:
         raise ValueError(f"settings must be a dict, got {type(record.settings).__name__}")
     state = TrainerState.from_dict(record.trainer_state)  # ValueError with what was expected
     accuracy, step = record.test_accuracy, record.test_step
-    if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
+    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
+                                 or not 0 <= accuracy <= 1):
         raise ValueError(f"test_accuracy must be a fraction from 0 to 1 or None, got {accuracy!r}")
-    if step is not None and not (isinstance(step, int) and step >= 0):
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise ValueError(f"test_step must be a whole number >= 0 or None, got {step!r}")
     settings = json.dumps(record.settings, allow_nan=False, separators=(",", ":"))
     trainer_state = json.dumps(state.to_dict(), allow_nan=False, separators=(",", ":"))
@@ -421,19 +422,23 @@ class SQLiteStore:
         """Move the damaged file (and its WAL files) aside and make a fresh store. One process
         at a time (a lock file), and only if the file is still damaged when it gets its turn:
         another process may have done it already."""
-        with self._recover_lock, open(self.folder / (FILE_NAME + ".lock"), "a") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            moved = None
-            if self._damaged():
-                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock()))
-                moved = self.path.with_name(f"{FILE_NAME}.corrupt-{stamp}")
-                for suffix in ("", "-wal", "-shm"):
-                    source = Path(str(self.path) + suffix)
-                    if source.exists():
-                        os.replace(source, Path(str(moved) + suffix))
-                log.error("store %s was damaged (%s); moved aside as %s", self.path, exc, moved)
-            self._ready = False
+        try:
+            with self._recover_lock, open(self.folder / (FILE_NAME + ".lock"), "a") as lock:
+                if fcntl is not None:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                moved = None
+                if self._damaged():
+                    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.clock()))
+                    moved = self.path.with_name(f"{FILE_NAME}.corrupt-{stamp}")
+                    for suffix in ("", "-wal", "-shm"):
+                        source = Path(str(self.path) + suffix)
+                        if source.exists():
+                            os.replace(source, Path(str(moved) + suffix))
+                    log.error("store %s was damaged (%s); moved aside as %s", self.path, exc, moved)
+                self._ready = False
+        except OSError as failed:  # a damaged file in a folder that cannot be written
+            log.error("store %s is damaged (%s) and cannot be moved aside: %s", self.path, exc, failed)
+            return self._unavailable(failed, None)
         try:
             self._prepare()
         except (sqlite3.DatabaseError, OSError) as again:
