@@ -433,3 +433,31 @@ def test_the_data_folder_setting(monkeypatch, tmp_path):
     assert (tmp_path / "new" / "folder" / FILE_NAME).exists()
     with sqlite3.connect(tmp_path / "new" / "folder" / FILE_NAME) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# --- portable SQL --------------------------------------------------------------------------------
+def test_the_sql_is_portable_and_the_dialects_differ_only_where_named():
+    from mlp_lab import store as module
+
+    statements = [*module.SCHEMA, module._UPSERT_STUDENT, module._UPSERT_LAB, module._UPSERT_KEPT]
+    sqlite_only = ("INSERT OR", "REPLACE INTO", "AUTOINCREMENT", "julianday", "datetime(", "strftime(",
+                   "ifnull(", "randomblob", "WITHOUT ROWID", "PRAGMA")
+    for statement in statements:
+        for word in sqlite_only:
+            assert word.lower() not in statement.lower(), (word, statement)
+    assert "ON CONFLICT (student_id, name) DO UPDATE" in module._UPSERT_KEPT
+    schema = " ".join(module.SCHEMA)
+    assert "{blob}" in schema and "BLOB" not in schema and "BYTEA" not in schema  # one place
+    assert module.POSTGRESQL.sql(module._UPSERT_STUDENT).count("%s") == 2
+    assert "?" not in module.POSTGRESQL.sql(module._UPSERT_LAB)
+    assert module.SQLITE.sql(module._UPSERT_LAB) == module._UPSERT_LAB
+
+
+def test_saved_settings_that_do_not_fit_are_refused():
+    settings = lab_settings(CHOICE, 0.01, 300)
+    assert json.loads(json.dumps(settings)) == settings  # plain JSON
+    assert settings_choice(settings) == (CHOICE, 0.01, 300)
+    for bad in ({}, {**settings, "lr": -1}, {**settings, "choice": {**settings["choice"], "optimizer": "magic"}},
+                {**settings, "choice": {**settings["choice"], "colour": "red"}}):
+        with pytest.raises(ValueError, match="do not fit"):
+            settings_choice(bad)
