@@ -383,26 +383,42 @@ class SQLiteStore:
             self._ready = True
 
     def _call(self, work: Callable[[sqlite3.Connection], object], write: bool):
-        """``work(conn)`` in one transaction (a write's or a read's), every failure a StoreError."""
-        try:
-            self._prepare()
-            with contextlib.closing(self._connect()) as conn:
-                conn.execute(self.dialect.begin_write if write else "BEGIN")
-                try:
-                    result = work(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return result
-        except sqlite3.DatabaseError as exc:
-            code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-            if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-                raise self._recover(exc) from None
-            raise self._unavailable(exc, code) from None
-        except OSError as exc:  # the folder cannot be made
-            raise self._unavailable(exc, None) from None
+        """``work(conn)`` in one transaction (a write's or a read's), every failure a StoreError.
+
+        A transaction that finds the file busy is tried again until ``busy_seconds`` have
+        passed: SQLite's own busy handler is not called on every path (measured: two
+        processes saving at once, each opening and closing its connections, got "database
+        is locked" at once now and then, while the last connection to close checkpointed
+        the WAL). ``work`` only runs SQL, so a rolled-back try can simply be repeated."""
+        deadline = time.monotonic() + self.busy_seconds
+        pause = 0.005
+        while True:
+            try:
+                return self._transaction(work, write)
+            except sqlite3.DatabaseError as exc:
+                code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+                if code in (_SQLITE_BUSY, _SQLITE_LOCKED) and time.monotonic() < deadline:
+                    time.sleep(pause * (0.5 + secrets.randbelow(1000) / 1000))  # jitter: no lockstep
+                    pause = min(pause * 2, 0.2)
+                    continue
+                if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                    raise self._recover(exc) from None
+                raise self._unavailable(exc, code) from None
+            except OSError as exc:  # the folder cannot be made
+                raise self._unavailable(exc, None) from None
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], object], write: bool):
+        self._prepare()
+        with contextlib.closing(self._connect()) as conn:
+            conn.execute(self.dialect.begin_write if write else "BEGIN")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
 
     def _unavailable(self, exc: Exception, code: int | None) -> StoreUnavailable:
         log.warning("store %s unavailable: %s (%s)", self.path, exc, type(exc).__name__)

@@ -273,16 +273,43 @@ def test_an_exception_between_statements_rolls_the_whole_write_back(store, monke
     assert store.load_lab(sid).model == make_record(seed=1, steps=5).model
 
 
-class _FailOn:
-    """A connection wrapper that raises SQLite's I/O error at one statement."""
+def test_a_write_that_finds_the_file_busy_is_tried_again_and_lands_whole(store, monkeypatch):
+    """SQLite sometimes answers "database is locked" at once, without waiting (seen in CI:
+    two processes making their first writes to a new file together). The store tries the
+    whole transaction again until ``busy_seconds``, and then says so."""
+    sid = new_student_id()
+    store.save_lab(sid, make_record(seed=1, steps=5))
+    original, busy_left = store._connect, [2]
 
-    def __init__(self, conn, prefix):
-        self.conn, self.prefix = conn, prefix
+    def sometimes_busy():
+        conn = original()
+        if busy_left[0]:
+            busy_left[0] -= 1
+            return _FailOn(conn, "INSERT INTO students", code=5, text="database is locked")
+        return conn
+
+    monkeypatch.setattr(store, "_connect", sometimes_busy)
+    store.save_lab(sid, make_record(seed=2, steps=9))  # two busy tries, then it lands
+    assert busy_left == [0] and store.load_lab(sid).steps == 9
+    monkeypatch.setattr(store, "_connect", lambda: _FailOn(original(), "INSERT INTO students",
+                                                              code=5, text="database is locked"))
+    monkeypatch.setattr(store, "busy_seconds", 0.2)
+    with pytest.raises(StoreUnavailable, match="busy"):
+        store.save_lab(sid, make_record(seed=3, steps=12))
+    monkeypatch.undo()
+    assert store.load_lab(sid).steps == 9  # the refused write left the last good record
+
+
+class _FailOn:
+    """A connection wrapper that raises an SQLite error (an I/O error by default) at one statement."""
+
+    def __init__(self, conn, prefix, code=10, text="disk I/O error"):
+        self.conn, self.prefix, self.code, self.text = conn, prefix, code, text
 
     def execute(self, sql, *args):
         if sql.startswith(self.prefix):
-            error = sqlite3.OperationalError("disk I/O error")
-            error.sqlite_errorcode = 10
+            error = sqlite3.OperationalError(self.text)
+            error.sqlite_errorcode = self.code
             raise error
         return self.conn.execute(sql, *args)
 
