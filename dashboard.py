@@ -14,7 +14,7 @@ import streamlit as st
 
 from mlp_lab import config
 from mlp_lab.links import apply_link, sync_link
-from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices
+from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices, show_store_problems
 
 st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
 
@@ -36,6 +36,7 @@ try:
     lab = get_lab()
     apply_link(lab)  # a shared link (?lesson=... or settings) sets the model, once per session
     show_notices(lab)
+    show_store_problems()  # the store could not save (a full disk...): said once, the lab goes on
     render_sidebar(lab)
     page.run()
     sync_link(lab)  # the address bar holds the current settings, to share them

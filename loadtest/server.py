@@ -33,8 +33,10 @@ class Server:
         self.log_path = self.status_dir / "server.log"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Its own store, unless the caller gives one (a restart that finds the same students).
         environment = {**os.environ, "PYTHONUNBUFFERED": "1",
-                       "MLP_LAB_STATUS_DIR": str(self.status_dir), **(env or {})}
+                       "MLP_LAB_STATUS_DIR": str(self.status_dir),
+                       "MLP_LAB_DATA_DIR": str(self.status_dir / "data"), **(env or {})}
         environment.pop("MLP_LAB_DEBUG", None)
         if max_runs:
             environment["MLP_LAB_MAX_RUNS"] = str(max_runs)

@@ -416,9 +416,12 @@ class Trainer:
         """Where this trainer stands (step, history, learning rate...), as JSON values;
         the weights are the model's, saved separately (``mlp_core.persistence``)."""
         with self._lock:
-            return TrainerState(step=self.step, samples_seen=self.samples_seen, lr=self.base_lr,
-                                train_seconds=self.train_seconds, last_loss=self.last_loss,
-                                history=self.history.to_dict())
+            return self._state()
+
+    def _state(self) -> TrainerState:  # (lock held)
+        return TrainerState(step=self.step, samples_seen=self.samples_seen, lr=self.base_lr,
+                            train_seconds=self.train_seconds, last_loss=self.last_loss,
+                            history=self.history.to_dict())
 
     def restore_state(self, state: TrainerState | dict) -> None:
         """Put this trainer back at ``state`` (a ``TrainerState`` or its ``to_dict``), with
@@ -465,6 +468,12 @@ class Trainer:
         """An independent copy of the model as it is now (for predicting during a run)."""
         with self._lock:
             return self.model.copy()
+
+    def checkpoint(self) -> tuple[Network, TrainerState]:
+        """A copy of the model and the state it was trained to, taken together (also during
+        a run, between two steps): what a save needs to put a trainer back exactly there."""
+        with self._lock:
+            return self.model.copy(), self._state()
 
     # -- the training loop --------------------------------------------------------------
     def run(self, steps: int | None = None, time_budget: float | None = None,

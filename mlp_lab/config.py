@@ -69,6 +69,17 @@ STORE_KEEP_DAYS = env_number("MLP_LAB_STORE_KEEP_DAYS", 30.0, float)
 STORE_BUSY_SECONDS = env_number("MLP_LAB_STORE_BUSY_SECONDS", 10.0, float)
 
 
+# While a long run goes, the lab is saved this often (and at once at the end of every run,
+# on a new model, an upload, a new learning rate): a server that dies loses at most this.
+SAVE_SECONDS = env_number("MLP_LAB_SAVE_SECONDS", 5.0, float)
+# A browser that disconnected (Wi-Fi, a laptop lid, a closed tab) has this long to come back
+# before its run is stopped and its lab leaves the server's memory: Streamlit keeps a
+# disconnected session for 120 s (server.disconnectedSessionTTL). A lab with nothing going
+# and nothing unsaved leaves memory sooner; it comes back from the store when needed.
+RECONNECT_SECONDS = env_number("MLP_LAB_RECONNECT_SECONDS", 120.0, float)
+IDLE_IN_MEMORY_SECONDS = env_number("MLP_LAB_IDLE_IN_MEMORY_SECONDS", 30.0, float)
+
+
 def data_dir() -> str:
     """``MLP_LAB_DATA_DIR``: the folder of the store (``lab.sqlite3``), else the per-user data
     folder, ``$XDG_DATA_HOME/mlp-lab`` or ``~/.local/share/mlp-lab``. Read at each call (tests

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -23,10 +24,11 @@ from mlp_core import Trainer, TrainerState, confusion_matrix
 from mlp_core.persistence import model_from_bytes, model_to_bytes
 
 from . import config
-from .choices import ModelChoice
+from .choices import DEFAULT_STEPS, ModelChoice
 from .pool import BackgroundRun, active_runs, trainer_threads
 from .replay import Replay, record
 from .shared_data import LabData, get_data
+from .store import LabRecord, lab_settings, settings_choice
 
 log = logging.getLogger("mlp_lab")
 
@@ -103,7 +105,9 @@ class LabStatus:
 class TestResult:
     step: int
     accuracy: float
-    confusion: np.ndarray = field(repr=False)  # (10, 10) counts, row = true digit
+    # (10, 10) counts, row = true digit; None when only the accuracy was kept (a saved
+    # lab, a model file): the Test page asks to measure again to see the matrix
+    confusion: np.ndarray | None = field(default=None, repr=False)
 
 
 class LabSession:
@@ -119,6 +123,11 @@ class LabSession:
         self.replay: Replay | None = None  # the last recording (the Replay page)
         self.recording_fraction = 0.0  # of the recording going now
         self.closed = False
+        self.train_steps = DEFAULT_STEPS  # what the Train page's Steps slider asks for
+        # Bumped by every change worth saving (a new model, a run's end, a learning rate,
+        # a test); ``on_change(lab)`` is then called (mlp_lab.keeper saves the lab soon).
+        self.revision = 0
+        self.on_change: Callable[[LabSession], None] | None = None
         choice = choice or ModelChoice.preset("dense")
         self.reset(choice, seed=0, lr=choice.usual_lr())
 
@@ -148,6 +157,15 @@ class LabSession:
         self.run_info: RunInfo | None = None
         self.test_result: TestResult | None = None
         self._generation += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        """Something worth saving changed (any thread)."""
+        with self._lock:
+            self.revision += 1
+            hook = self.on_change
+        if hook is not None:
+            hook(self)
 
     @property
     def lr(self) -> float:
@@ -196,23 +214,71 @@ class LabSession:
             candidates.append({**saved, "lr": lr})  # the learning rate already checked above
         if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0:
             candidates.append(TrainerState(step=steps, samples_seen=steps * self.choice.batch_size, lr=lr))
+        extra = meta.get("extra") or {}
+        accuracy, test_step = extra.get("test_accuracy"), extra.get("test_step")
         for state in candidates:
             try:
                 self.trainer.restore_state(state)
-                return
+                break
             except (TypeError, ValueError) as exc:
                 log.info("%s: its saved training state is not used (%s)", name, exc)
+        if (isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) and 0 <= accuracy <= 1
+                and isinstance(test_step, int) and not isinstance(test_step, bool)
+                and 0 <= test_step <= self.trainer.step):
+            self.test_result = TestResult(step=test_step, accuracy=float(accuracy))
 
     def to_bytes(self) -> bytes:
         """The current weights as an ``.npz`` file (see ``mlp_core.persistence``)."""
-        state = self.trainer.state()
-        training = {**self.choice.train_config(state.lr).to_dict(), "steps": state.step}
-        test = self.test_result
+        return self.to_record().model
+
+    def to_record(self) -> LabRecord:
+        """The whole lab as the store keeps it (``mlp_lab.store.LabRecord``): the model file
+        (the bytes ``to_bytes`` gives), the settings, the trainer's state with its whole
+        history, the test accuracy. Consistent during a run too: the weights and the step
+        are taken together, between two training steps."""
+        with self._lock:  # a reset cannot swap the trainer half-way
+            choice, test, train_steps = self.choice, self.test_result, self.train_steps
+            model, state = self.trainer.checkpoint()
+            settings = {**lab_settings(choice, state.lr, train_steps), "source": self.source,
+                        "seed": self.seed, "running": self.running}
+        training = {**choice.train_config(state.lr).to_dict(), "steps": state.step}
         extra = {"saved_by": "MLP Lab dashboard", "last_loss": state.last_loss,
                  "test_accuracy": test.accuracy if test else None, "test_step": test.step if test else None,
                  # step, history (bounded), learning rate: load_bytes puts a trainer back there
                  "trainer_state": state.thinned(FILE_HISTORY_POINTS).to_dict()}
-        return model_to_bytes(self.trainer.model_copy(), training=training, extra=extra)
+        data = model_to_bytes(model, training=training, extra=extra)
+        return LabRecord(model=data, settings=settings, trainer_state=state.to_dict(),
+                         test_accuracy=test.accuracy if test else None,
+                         test_step=test.step if test else None)
+
+    def restore(self, record: LabRecord) -> None:
+        """Put the lab back as ``record`` (``to_record``) left it: the weights, settings,
+        step, history and test accuracy; a run that was going then is not resumed. Raises
+        ValueError, changing nothing, if the record does not fit (an older version's)."""
+        model, _ = record.load_model()
+        choice, lr, train_steps = settings_choice(record.settings)
+        described = model.config()
+        if any(described.get(key) != value for key, value in choice.model_config().items()):
+            raise ValueError(f"the saved settings ({choice.model_config()}) do not describe the saved "
+                             f"model ({described})")
+        source = record.settings.get("source")
+        seed = record.settings.get("seed")
+        self.stop(wait=True)
+        with self._lock:
+            previous = (self.choice, self.model, self.trainer, self.initial_params, self.source,
+                        self.run_info, self.test_result, self.seed)
+            if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+                self.seed = seed
+            self._install(model, choice, lr, source=source if isinstance(source, str) else "fresh weights")
+            try:
+                self.trainer.restore_state({**record.trainer_state, "lr": lr})
+            except (TypeError, ValueError):
+                (self.choice, self.model, self.trainer, self.initial_params, self.source,
+                 self.run_info, self.test_result, self.seed) = previous
+                raise
+            self.train_steps = train_steps
+            if record.test_accuracy is not None and record.test_step is not None:
+                self.test_result = TestResult(step=record.test_step, accuracy=record.test_accuracy)
 
     @property
     def trainer_id(self) -> int:
@@ -309,6 +375,8 @@ class LabSession:
                 info.status, info.result_steps, info.result_seconds = outcome
                 if notice and not self.closed:
                     self._notices.append(notice)
+        if generation == self._generation:
+            self._changed()  # saved at once: the end of every run
         if turn == "acquired":
             log.info("run ended: %s after %d steps (active runs: %d)", outcome[0], outcome[1],
                      active_runs())
@@ -362,10 +430,20 @@ class LabSession:
     def set_lr(self, lr: float) -> str | None:
         """Change the learning rate, also during a run. Returns None, or why not."""
         try:
-            self.trainer.set_lr(float(lr))
+            lr = float(lr)
+            changed = lr != self.trainer.base_lr
+            self.trainer.set_lr(lr)
         except (TypeError, ValueError):
             return f"The learning rate must be a positive number, got {lr!r}."
+        if changed:
+            self._changed()
         return None
+
+    def set_train_steps(self, steps: int) -> None:
+        """What the Train page's Steps slider asks for (kept with the lab)."""
+        if steps != self.train_steps:
+            self.train_steps = int(steps)
+            self._changed()
 
     def pop_notices(self) -> list[tuple[str, str]]:
         """Messages about runs that ended since the last call (each shown once)."""
@@ -419,6 +497,7 @@ class LabSession:
                             confusion=confusion_matrix(self.data.y_test, predicted))
         with self._lock:
             self.test_result = result
+        self._changed()
         return result
 
     # --- Replay: a film of a fresh copy learning ------------------------------------------

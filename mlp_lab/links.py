@@ -6,10 +6,14 @@ The pure parts (what a link means, the lessons) live in ``mlp_lab.teaching``.
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from .choices import DEFAULT_STEPS, FOLLOWER_KEYS, ModelChoice
+from .keeper import get_keeper
 from .lab import LabSession
+from .store import StoreError
 from .teaching import LESSONS_BY_KEY, params_to_settings, settings_to_params
 
 APPLIED_KEY = "link_applied"  # the link of the first visit has been read
@@ -29,6 +33,7 @@ def install(lab: LabSession, choice: ModelChoice, lr: float, steps: int,
     lab.reset(choice, lr=lr)
     follow_new_model()
     st.session_state["steps_choice"] = steps
+    lab.set_train_steps(steps)
     if lesson:
         st.session_state[LESSON_KEY] = lesson
     else:
@@ -51,12 +56,31 @@ def apply_link(lab: LabSession) -> None:
         return
     choice, lr, steps, problems = parsed
     lesson = st.query_params.get("lesson")
-    install(lab, choice, lr, steps, lesson=lesson if lesson in LESSONS_BY_KEY else None)
+    lesson = lesson if lesson in LESSONS_BY_KEY else None
+    ignored = ("Parts of this link were ignored: " + "; ".join(problems) + ".") if problems else ""
+    if choice == lab.choice and lr == lab.lr:
+        # The lab has these settings already: a reload of the app's own address (it holds the
+        # settings), or the same lesson again. The trained model stays.
+        if lesson:
+            st.session_state[LESSON_KEY] = lesson
+        if ignored:
+            st.toast(ignored, icon=":material/link_off:")
+        return
+    kept = ""
+    if lab.trainer.step:  # never thrown away by a link: kept in My models first
+        name = f"{lab.model.describe()}, {lab.trainer.step:,} steps (before a link, {time.strftime('%H:%M')})"
+        try:
+            get_keeper().keep(st.session_state["student_id"], lab, name)
+        except StoreError as exc:
+            st.toast(f"The link's settings were not used, so that your trained model stays: it could "
+                     f"not be kept in My models. {exc}", icon=":material/link_off:", duration="long")
+            return
+        kept = f" Your trained model is kept in My models (Model page) as \"{name}\"."
+    install(lab, choice, lr, steps, lesson=lesson)
     if problems:
-        st.toast("Parts of this link were ignored: " + "; ".join(problems) + ".",
-                 icon=":material/link_off:")
+        st.toast(ignored + kept, icon=":material/link_off:")
     else:
-        st.toast(f"Settings from the link: {lab.model.describe()}, {choice.describe_training()}.",
+        st.toast(f"Settings from the link: {lab.model.describe()}, {choice.describe_training()}.{kept}",
                  icon=":material/link:")
 
 

@@ -1,14 +1,20 @@
-"""Streamlit glue: one ``LabSession`` per browser session, the sidebar status, the toasts.
+"""Streamlit glue: which student this browser is, their lab, the sidebar status, the toasts.
 
-The lab is created by a session-scoped cached function, so Streamlit calls its ``close``
-about half a second after the browser tab disconnects: a run left going by a closed tab
-stops instead of using the CPU for nobody. It is also kept in ``st.session_state["lab"]``.
+Each browser gets a random student id (``mlp_lab.store.new_student_id``) in a cookie, set
+by a line of JavaScript and sent back with every new connection, so a reload or a reconnect
+finds the same student. Not in the URL: the address bar holds settings that students share,
+and a shared link must never hand over someone's model. The lab itself comes from
+``mlp_lab.keeper`` (in memory, else the store): a session-scoped cached function attaches
+the session to it, and Streamlit's release of that cache entry (about half a second after
+the websocket drops) detaches it; the keeper keeps the lab, and its run, for a while in
+case the browser comes back. The lab is also in ``st.session_state["lab"]`` (tests).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import sys
 import threading
@@ -21,7 +27,9 @@ import streamlit as st
 from mlp_core.blas import set_blas_threads
 
 from . import config, figures
+from .keeper import Attached, get_keeper
 from .lab import LabSession, LabStatus
+from .store import is_student_id, new_student_id
 
 # One BLAS thread for the whole server process: many sessions train at once on a few cores,
 # and OpenBLAS's own threads waiting for each other made training many times slower
@@ -101,16 +109,42 @@ def digest(*arrays) -> str:
     return h.hexdigest()
 
 
-def _release(lab: LabSession) -> None:
-    lab.close()
+STUDENT_COOKIE = "mlp_lab_student"
+STUDENT_KEY = "student_id"  # this session's student id, in st.session_state
 
 
-@st.cache_resource(scope="session", on_release=_release,
+def _detach(attachment: tuple[str, Attached]) -> None:
+    get_keeper().detach(attachment[0])
+
+
+@st.cache_resource(scope="session", on_release=_detach,
                    show_spinner="Loading the 70,000 MNIST images (once per server)…")
-def _session_lab() -> LabSession:
-    lab = LabSession()
+def _attach(student_id: str) -> tuple[str, Attached]:
+    """Attach this session to the student's lab; released when the websocket drops."""
+    attached = get_keeper().attach(student_id)
     _warm_up_once()
-    return lab
+    return student_id, attached
+
+
+def student_id() -> str:
+    """This browser's student id: from its cookie, else a new one (which the first script
+    run of the session writes into the cookie)."""
+    sid = st.session_state.get(STUDENT_KEY)
+    if sid is None:
+        cookie = st.context.cookies.get(STUDENT_COOKIE)
+        sid = cookie if is_student_id(cookie) else new_student_id()
+        st.session_state[STUDENT_KEY] = sid
+        st.session_state["student_cookie_due"] = True  # (re)write it: a new id, or a later expiry
+    return sid
+
+
+def _write_cookie(sid: str) -> None:
+    """The browser keeps the id as long as the store keeps its work (SameSite=Strict: sent
+    only to this server's own pages). Readable by the page's script, which sets it."""
+    max_age = int(config.STORE_KEEP_DAYS * 86_400)
+    cookie = json.dumps(f"{STUDENT_COOKIE}={sid}; Max-Age={max_age}; Path=/; SameSite=Strict")
+    st.html(f"<script>document.cookie = {cookie} + (location.protocol === 'https:' ? '; Secure' : '');"
+            "</script>", unsafe_allow_javascript=True, width="content")
 
 
 _warmed_up = False
@@ -142,17 +176,37 @@ def _leave_legacy_pages_mode() -> None:
 
 
 def get_lab() -> LabSession:
-    """This browser session's lab (created on first use)."""
+    """This browser's lab: in memory, else as last saved, else fresh."""
     _leave_legacy_pages_mode()
-    lab = _session_lab()
+    sid = student_id()
+    _, attached = _attach(sid)
+    lab = attached.lab
     st.session_state["lab"] = lab
+    if "welcomed" not in st.session_state:  # the first script run of this browser session
+        st.session_state["welcomed"] = True
+        st.session_state["steps_choice"] = lab.train_steps
+        if attached.welcome:
+            st.toast(attached.welcome, icon=":material/waving_hand:", duration="long")
     return lab
 
 
 def clear_sessions() -> None:
     """Close and forget every session's lab in this process (tests: every AppTest shares
-    one session id). Works outside a script run, unlike ``_session_lab.clear()``."""
+    one session id). Works outside a script run, unlike ``_attach.clear()``."""
     st.cache_resource.clear()
+    get_keeper().close_all()
+    get_keeper.reset()
+
+
+def show_store_problems() -> None:
+    """The store's messages for this student (a full disk...), each once; the lab goes on."""
+    sid = st.session_state.get(STUDENT_KEY)
+    if sid:
+        for problem in get_keeper().pop_problems(sid):
+            st.toast(problem, icon=":material/cloud_off:", duration="long")
+    if st.session_state.pop("student_cookie_due", False) and sid:
+        with st.sidebar:
+            _write_cookie(sid)
 
 
 def show_notices(lab: LabSession) -> None:

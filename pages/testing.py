@@ -100,8 +100,12 @@ if result_ is not None:
         f" The model has trained {lab.trainer.step - result_.step:,} more steps since: measure again."
     st.metric("Test accuracy", f"{result_.accuracy:.1%}",
               help="Share of the 10,000 test images answered correctly.")
-    st.caption(f"Measured at step {result_.step:,}.{note} In the matrix, each row is a true digit "
-               "and each column the network's answer: the diagonal counts right answers, "
-               "everything else is a mix-up.")
-    st.plotly_chart(FIGURES.get(("confusion", digest(result_.confusion)),
-                                lambda: figures.confusion_figure(result_.confusion)), key="confusion")
+    if result_.confusion is None:  # only the accuracy was kept (a saved lab, a model file)
+        st.caption(f"Measured at step {result_.step:,}.{note} Press **Measure test accuracy** to see "
+                   "which digits it mixes up.")
+    else:
+        st.caption(f"Measured at step {result_.step:,}.{note} In the matrix, each row is a true digit "
+                   "and each column the network's answer: the diagonal counts right answers, "
+                   "everything else is a mix-up.")
+        st.plotly_chart(FIGURES.get(("confusion", digest(result_.confusion)),
+                                    lambda: figures.confusion_figure(result_.confusion)), key="confusion")

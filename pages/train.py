@@ -31,6 +31,7 @@ def _lr_changed() -> None:
 
 def _steps_changed() -> None:
     st.session_state["steps_choice"] = st.session_state["train_steps"]  # survives page switches
+    lab.set_train_steps(st.session_state["train_steps"])  # and a reload (saved with the lab)
 
 
 if "train_lr" not in st.session_state:  # widget state is dropped when the page is left

@@ -1,10 +1,13 @@
 """Shared fixtures: the bundled MNIST, loaded once per test session."""
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests' students are saved in a store of their own, never in the user's data folder.
+os.environ["MLP_LAB_DATA_DIR"] = tempfile.mkdtemp(prefix="mlp-lab-test-store-")
 
 
 def pytest_addoption(parser):
