@@ -69,6 +69,12 @@ class _Kept:
     saved_at: float = 0.0  # time.monotonic() of the last save
     retry_at: float = 0.0  # after a failed save: not before this
     problems: list[str] = field(default_factory=list)  # store messages for the student, once each
+    told: set[str] = field(default_factory=set)  # the messages already given (until a save works)
+
+    def tell(self, message: str) -> None:  # (keeper lock held)
+        if message not in self.told:
+            self.told.add(message)
+            self.problems.append(message)
 
     def unsaved(self) -> bool:
         return (self.lab.revision, self.lab.trainer.step) != self.saved
@@ -97,7 +103,8 @@ class LabKeeper:
 
     def __init__(self, store: Store | None, *, make_lab: Callable[[], LabSession] = LabSession,
                  save_seconds: float | None = None, reconnect_seconds: float | None = None,
-                 idle_seconds: float | None = None, clock: Callable[[], float] = time.monotonic):
+                 idle_seconds: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 saver: bool = True):
         self.store = store  # None: memory only
         self.make_lab = make_lab
         self.save_seconds = save_seconds or config.SAVE_SECONDS
@@ -111,6 +118,7 @@ class LabKeeper:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._saver: threading.Thread | None = None
+        self._saver_wanted = saver  # False: tests call save_due themselves
 
     # --- sessions come and go -------------------------------------------------------------
     def attach(self, student_id: str) -> Attached:
@@ -164,9 +172,9 @@ class LabKeeper:
             else:
                 restored = True
         # What the store holds already (the record), or a fresh lab: nothing to save yet.
-        kept.saved = (lab.revision, lab.trainer.step)
+        kept.saved, kept.saved_at = (lab.revision, lab.trainer.step), self.clock()
         if problem:
-            kept.problems.append(problem)
+            kept.tell(problem)
         return kept, restored, interrupted
 
     def detach(self, student_id: str) -> None:
@@ -224,23 +232,21 @@ class LabKeeper:
 
     def _save(self, student_id: str, kept: _Kept) -> str | None:
         started = time.perf_counter()
-        marker = (kept.lab.revision, kept.lab.trainer.step)
+        revision = kept.lab.revision  # read first: a change made during the save is saved next
         try:
             record = kept.lab.to_record()
             self.store.save_lab(student_id, record)
         except StoreError as exc:
             self.stats.failures += 1
             with self._lock:
-                kept.retry_at = self.clock() + RETRY_SECONDS
-                message = str(exc)
-                if message not in kept.problems:
-                    kept.problems.append(message)
-            if isinstance(exc, StoreCorrupted):  # a fresh store works from now on: try again soon
-                kept.retry_at = 0.0
+                # A fresh store (the damaged one moved aside) works from now on: try again soon.
+                kept.retry_at = 0.0 if isinstance(exc, StoreCorrupted) else self.clock() + RETRY_SECONDS
+                kept.tell(str(exc))
             return str(exc)
         self.stats.add(time.perf_counter() - started, len(record.model))
         with self._lock:
-            kept.saved, kept.saved_at, kept.retry_at = marker, self.clock(), 0.0
+            kept.saved, kept.saved_at, kept.retry_at = (revision, record.steps), self.clock(), 0.0
+            kept.told.clear()  # saving works again: a later failure is news
         return None
 
     def save_due(self) -> int:
@@ -291,7 +297,7 @@ class LabKeeper:
 
     def _start_saver(self) -> None:
         with self._lock:
-            if self._saver is not None:
+            if self._saver is not None or not self._saver_wanted:
                 return
             self._saver = threading.Thread(target=self._save_loop, name="mlp-lab-saver", daemon=True)
         self._saver.start()

@@ -327,6 +327,7 @@ class LabSession:
                 max_wait=config.MAX_WAIT_SECONDS,
                 on_end=lambda run: self._run_ended(run, trainer, steps, generation))
             self._run.start()
+        self._changed()  # saved at once: a server that dies now brings it back "run cut off"
         return None
 
     def _train(self, run: BackgroundRun, trainer: Trainer, steps: int, generation: int):

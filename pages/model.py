@@ -1,13 +1,19 @@
 """Model: what MLP Lab is, which network to train, and saving / loading it."""
 
+import time
+
 import streamlit as st
 
 from mlp_lab.choices import (ACTIVATION_NAMES, BATCH_SIZES, FORM_KEYS, INIT_LABELS, KINDS,
                              LOSS_LABELS, OPTIMIZER_LABELS, SCHEDULE_LABELS, SHIFTS, ModelChoice)
+from mlp_lab.keeper import get_keeper
 from mlp_lab.links import follow_new_model
-from mlp_lab.session import get_lab
+from mlp_lab.session import get_lab, student_id
+from mlp_lab.store import StoreError
 
 lab = get_lab()
+keeper = get_keeper()
+KEEP_NAME = "keep_name"
 
 
 def _kind_changed() -> None:
@@ -41,6 +47,50 @@ def _uploaded() -> None:
             "success", f"Loaded {file.name}: {lab.model.describe()}, trained {lab.trainer.step:,} steps "
                        "so far. You can keep training it, look at its weights or test it.")
     st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # empty uploader
+
+
+def _keep() -> None:
+    try:
+        name = st.session_state.get(KEEP_NAME, "").strip() or _suggested_name()
+        kept = keeper.keep(student_id(), lab, name)
+    except StoreError as exc:
+        st.session_state["kept_message"] = ("error", str(exc))
+        return
+    st.session_state["kept_message"] = ("success", f"Kept as “{kept.name}”.")
+    st.session_state[KEEP_NAME] = ""  # the next name is suggested afresh
+
+
+def _suggested_name() -> str:
+    return f"{lab.model.describe()}, {lab.trainer.step:,} steps"
+
+
+def _load_kept(name: str) -> None:
+    try:
+        keeper.load_kept(student_id(), lab, name)
+    except StoreError as exc:
+        st.session_state["kept_message"] = ("error", str(exc))
+        return
+    follow_new_model()
+    st.session_state["steps_choice"] = lab.train_steps
+    st.session_state["kept_message"] = (
+        "success", f"Loaded “{name}”: {lab.model.describe()}, trained {lab.trainer.step:,} steps. "
+                   "It is your current model now.")
+
+
+def _delete_kept(name: str) -> None:
+    st.session_state.pop("confirm_delete", None)
+    try:
+        deleted = keeper.delete_kept(student_id(), name)
+    except StoreError as exc:
+        st.session_state["kept_message"] = ("error", str(exc))
+        return
+    st.session_state["kept_message"] = ("success", f"Deleted “{name}”." if deleted else
+                                        f"“{name}” was already gone.")
+
+
+def _when(saved_at: float) -> str:
+    stamp = time.localtime(saved_at)
+    return time.strftime("today %H:%M" if stamp[:3] == time.localtime()[:3] else "%d %b %Y %H:%M", stamp)
 
 
 if FORM_KEYS["kind"] not in st.session_state:  # widget state is dropped when the page is left
@@ -114,12 +164,62 @@ with right:
                           "uses 1: about half a point more test accuracy.")
 st.button("Make this model (fresh weights)", type="primary", on_click=_apply,
           help="Builds the network you chose with new random weights. The trained weights "
-               "of the current model are thrown away.")
+               "of the current model are thrown away (keep them in My models first).")
 
-st.header("Save and load")
-st.caption("Keep a trained network as a small .npz file, or open one saved before (here or with "
-           "`python -m mlp_core train --out model.npz`). Reloading the page or closing the tab "
-           "starts over with a fresh model, so download the one you want to keep.")
+st.header("My models")
+st.caption("Your current model is saved on this server as you work: reloading the page, a dropped "
+           "connection or a restart of the server bring it back in this browser. To come back to "
+           "a model later, keep it under a name; to take it elsewhere, download it.")
+message = st.session_state.pop("kept_message", None)
+if message:
+    (st.success if message[0] == "success" else st.error)(message[1])
+k1, k2 = st.columns([3, 1], vertical_alignment="bottom")
+k1.text_input("Name", key=KEEP_NAME, max_chars=80, placeholder=_suggested_name(),
+              help="A name to find this model by (left empty: the one shown). Keeping a second "
+                   "model under the same name replaces the first.")
+k2.button("Keep this model", on_click=_keep, width="stretch",
+          help="Saves a copy of the current model (its weights, settings, steps and curves) "
+               "under this name, in this browser's list.")
+try:
+    kept_models = keeper.kept(student_id())
+except StoreError as exc:
+    kept_models = []
+    st.warning(str(exc))
+if kept_models:
+    st.dataframe(
+        [{"Name": m.name, "Network": m.description, "Steps": m.steps,
+          "Test accuracy": "–" if m.test_accuracy is None else f"{m.test_accuracy:.1%}",
+          "Kept": _when(m.saved_at)} for m in kept_models],
+        hide_index=True, width="stretch",
+        column_config={"Steps": st.column_config.NumberColumn(format="localized")})
+    names = [m.name for m in kept_models]
+    chosen = st.selectbox("Kept model", names, key="kept_choice",
+                          help="Choose one of your kept models, then load, download or delete it.")
+    m1, m2, m3, _ = st.columns([1, 1, 1, 3])
+    m1.button("Load", on_click=_load_kept, args=(chosen,), width="stretch",
+              help="Makes this kept model your current model (with its steps and curves). The "
+                   "current model is replaced: keep it first if you want to come back to it.")
+    try:
+        kept_file = keeper.kept_bytes(student_id(), chosen)
+    except StoreError as exc:
+        kept_file = None
+        st.warning(str(exc))
+    m2.download_button("Download", data=kept_file or b"", disabled=kept_file is None,
+                       file_name=f"{chosen}.npz".replace("/", "-"), mime="application/octet-stream",
+                       on_click="ignore", width="stretch", help="This kept model as an .npz file.")
+    if st.session_state.get("confirm_delete") == chosen:
+        m3.button("Yes, delete", type="primary", on_click=_delete_kept, args=(chosen,),
+                  width="stretch", help=f"Deletes “{chosen}” for good.")
+        st.caption(f"Delete “{chosen}” for good? Press **Yes, delete** to confirm.")
+    else:
+        m3.button("Delete…", on_click=lambda: st.session_state.update(confirm_delete=chosen),
+                  width="stretch", help="Deletes this kept model (you are asked to confirm).")
+else:
+    st.caption("No kept models yet.")
+
+st.subheader("Files")
+st.caption("A model as a small .npz file: to keep elsewhere, or open one saved before (here or "
+           "with `python -m mlp_core train --out model.npz`).")
 s1, s2 = st.columns(2)
 with s1:
     st.download_button("Download model (.npz)", data=lab.to_bytes, file_name=lab.file_name(),

@@ -95,6 +95,11 @@ def live_training(polling: bool) -> None:
     if notice and not status.running:
         kind, text = notice
         (st.success if kind == "success" else st.error if kind == "error" else st.info)(text)
+        if status.step:
+            st.download_button("Download this model (.npz)", data=lab.to_bytes, file_name=lab.file_name(),
+                               mime="application/octet-stream", on_click="ignore", key="train_download",
+                               help="The trained weights and settings as a file. Your model is also "
+                                    "kept on this server: it comes back when you reload the page.")
     if status.untrained:
         st.info("This network has not learned anything yet: its weights are random. "
                 "Press **Train**.")

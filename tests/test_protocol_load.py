@@ -3,9 +3,9 @@
 
 Asserted: every interaction answered with the right content and no error (exception
 element, the app's error box, a time-out, a dropped connection), every training thread
-gone within 10 s of the sockets closing, bounded memory per session, no traceback in the
-server's log. The latency target (p95 < 2 s) is reported, not asserted: the CI machine is
-shared. The 30-session figures are in loadtest/RESULTS.md.
+gone within 10 s of the end of the reconnect window after the sockets closed, bounded
+memory per session, no traceback in the server's log. The latency target (p95 < 2 s) is
+reported, not asserted: the CI machine is shared. The 30-session figures are in loadtest/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 import pytest
 
 from loadtest.protocol import StudentSession
-from loadtest.run import _run_protocol
+from loadtest.run import LOAD_TEST_ENV, THREADS_GONE_LIMIT, _run_protocol
 from loadtest.server import Server
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,8 @@ def run_in_own_loop(coroutine):
 
 @pytest.fixture(scope="module")
 def server():
-    server = Server(max_runs=1)  # one trainer for everybody: the second run must wait
+    # One trainer for everybody: the second run must wait. Closed tabs' runs stop 5 s after.
+    server = Server(max_runs=1, env=LOAD_TEST_ENV)
     yield server
     server.stop()
 
@@ -67,7 +68,7 @@ def test_five_students_over_the_protocol(server):
     assert report["auto_refresh"]["n"] > 0  # the live charts refreshed themselves
     assert report["trainers_before_close"]["threads"] >= 1  # runs were going at the bell
     assert report["trainer_threads_gone_after_s"] is not None
-    assert report["trainer_threads_gone_after_s"] <= 10
+    assert report["trainer_threads_gone_after_s"] <= THREADS_GONE_LIMIT
     assert report["trainers_after_close"]["threads"] == 0
     assert report["rss_per_extra_session_mb"] < 30
     assert "Traceback" not in server.log()
