@@ -122,7 +122,8 @@ if message:
 
 st.header("Choose a model")
 st.caption("Pick a network and how it learns, then press the button to make it with fresh random "
-           "weights. This replaces the current model: download it first if you want to keep it.")
+           "weights. This replaces the current model: keep it in My models (below) first if you want "
+           "to come back to it.")
 left, right = st.columns(2)
 with left:
     st.radio("Model", list(KINDS), format_func=KINDS.get, key=FORM_KEYS["kind"], on_change=_kind_changed,

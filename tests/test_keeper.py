@@ -331,3 +331,43 @@ def test_my_models_keep_list_load_and_delete(model_page):
     assert get_keeper().kept(sid) == []
     assert any("No kept models yet" in c.value for c in at.caption)
     assert not at.exception
+
+
+def test_a_restored_test_accuracy_is_shown_and_the_matrix_is_measured_again(model_page):
+    at = model_page
+    lab = at.session_state["lab"]
+    assert lab.start(60) is None
+    wait_idle(lab)
+    measured = lab.evaluate_test()
+    lab.restore(lab.to_record())  # as after a reload: the accuracy is kept, the matrix is not
+    at.switch_page("pages/testing.py").run()
+    assert not at.exception
+    assert [m.value for m in at.metric if m.label == "Test accuracy"] == [f"{measured.accuracy:.1%}"]
+    assert any("Press **Measure test accuracy** to see" in c.value for c in at.caption)
+    button(at, "Measure test accuracy").click().run()
+    assert lab.test_result.confusion is not None
+    assert not any("Press **Measure test accuracy** to see" in c.value for c in at.caption)
+
+
+def test_the_app_says_once_when_work_cannot_be_saved_and_goes_on(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MLP_LAB_DATA_DIR", str(blocker / "store"))
+    clear_sessions()  # the next keeper opens the store in that folder
+    try:
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+        at.run()
+        assert not at.exception
+        toasts = [t.value for t in at.toast if "cannot be saved" in t.value]
+        assert len(toasts) == 1 and "its data folder cannot be written" in toasts[0]
+        lab = at.session_state["lab"]
+        assert lab.start(30) is None
+        wait_idle(lab)
+        at.run()
+        at.switch_page("pages/train.py").run()
+        assert not at.exception and lab.trainer.step == 30
+        assert not [t.value for t in at.toast if "cannot be saved" in t.value]  # said once
+    finally:
+        clear_sessions()
+        monkeypatch.undo()
+        get_keeper.reset()
