@@ -239,8 +239,12 @@ class LabSession:
         with self._lock:  # a reset cannot swap the trainer half-way
             choice, test, train_steps = self.choice, self.test_result, self.train_steps
             model, state = self.trainer.checkpoint()
+            # A run is going until its outcome is recorded: not ``self.running``, which stays
+            # True while the run's own thread saves its end (on_end runs in that thread).
+            info = self.run_info
+            going = self.running and info is not None and info.status in ("waiting", "running")
             settings = {**lab_settings(choice, state.lr, train_steps), "source": self.source,
-                        "seed": self.seed, "running": self.running}
+                        "seed": self.seed, "running": going}
         training = {**choice.train_config(state.lr).to_dict(), "steps": state.step}
         extra = {"saved_by": "MLP Lab dashboard", "last_loss": state.last_loss,
                  "test_accuracy": test.accuracy if test else None, "test_step": test.step if test else None,

@@ -2,7 +2,8 @@
 
 A chart's ``proto.spec`` is JSON whose spelling depends on the encoder Plotly finds (with
 orjson "×" stays "×"; without it Plotly writes "\\u00d7"), so a test that searched the text
-would pass or fail with what happens to be installed. Decode it with these instead.
+would pass or fail with what happens to be installed. Decode it with these instead
+(``array_values`` also decodes a chart's arrays read from a browser page).
 """
 
 from __future__ import annotations
@@ -47,8 +48,16 @@ def trace_names(spec: dict) -> list[str | None]:
 def heatmap_values(spec: dict, trace: int = 0) -> np.ndarray:
     """The z values of a decoded chart's heatmap trace (NumPy arrays travel as base64
     'bdata' with a dtype and a shape; lists as plain JSON)."""
-    z = spec["data"][trace]["z"]
-    if isinstance(z, dict):
-        shape = tuple(int(s) for s in str(z["shape"]).split(","))
-        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
-    return np.asarray(z, dtype=np.float64)
+    return array_values(spec["data"][trace]["z"])
+
+
+def array_values(value) -> np.ndarray:
+    """One array of a chart (a trace's x, y or z) as NumPy: Plotly's typed-array form
+    ``{"dtype", "bdata", "shape"?}`` (base64 bytes), or a plain JSON list. The same in a
+    decoded AppTest spec and in the ``data`` of a Plotly chart read from a browser page."""
+    if isinstance(value, dict):
+        values = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        if value.get("shape") is not None:
+            values = values.reshape(tuple(int(s) for s in str(value["shape"]).split(",")))
+        return values
+    return np.asarray(value, dtype=np.float64)

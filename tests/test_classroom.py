@@ -172,6 +172,21 @@ def test_every_run_is_capped_in_steps_and_seconds(labs, monkeypatch):
     assert any("limit of 0.5 seconds" in text for _, text in lab.pop_notices())
 
 
+def test_the_save_at_the_end_of_a_run_says_no_run_is_going(labs):
+    """The keeper saves a lab at once when its run ends, from the run's own thread (on_end),
+    while that thread is still alive: the record must say the run is over, or a server that
+    restarts later welcomes the student back with "a run was going" for a finished run."""
+    lab = labs()
+    saves = []  # (lab.running, the record's "running") at each on_change, as the saver sees it
+    lab.on_change = lambda changed: saves.append((changed.running, changed.to_record().settings["running"]))
+    assert lab.start(20) is None
+    wait_until(lambda: lab.status().status == "finished" and not lab.running, what="the run's end")
+    thread_alive, saved_running = saves[-1]
+    assert thread_alive  # the end is saved from inside the run's thread...
+    assert saved_running is False  # ...and yet says the run is over
+    assert lab.to_record().settings["running"] is False
+
+
 # --- isolation and memory -----------------------------------------------------------------
 def test_two_students_training_at_once_share_nothing_but_the_data(labs):
     a, b = labs(), labs()
