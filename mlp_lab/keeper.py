@@ -93,8 +93,7 @@ def welcome_text(lab: LabSession, interrupted: bool = False) -> str:
     steps = f"{status.step:,} step{'s' if status.step != 1 else ''}" if status.step else "not trained yet"
     text = f"Welcome back: your {status.description}, {steps}."
     if interrupted:
-        text += (" A run was going when the server stopped: your model is back as it was at its "
-                 "last save. Press Train to go on.")
+        text += " A run was going when the server stopped: this is its last save."
     return text
 
 

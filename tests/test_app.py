@@ -311,12 +311,15 @@ def test_a_loaded_file_keeps_its_steps_history_and_test_step(lab):
     lab.start(120)
     wait_idle(lab)
     history = lab.snapshot(False).history
+    measured = lab.evaluate_test()
     saved = lab.to_bytes()
     other = LabSession(ModelChoice(kind="notebook"))
     try:
         assert other.load_bytes(saved, "mine.npz") is None
         status = other.status()
         assert status.step == 120 and status.source == "mine.npz" and not status.untrained
+        # the file's own test accuracy, "at step 120" (its matrix is measured again on demand)
+        assert (status.test_accuracy, status.test_step) == (measured.accuracy, 120)
         assert other.snapshot(False).history.losses == history.losses  # the curve comes along
         assert other.evaluate_test().step == 120  # "at step 120", not "at step 0"
         other.start(10)

@@ -222,9 +222,9 @@ def test_closing_the_tab_during_a_run_stops_training(browser):
 
 
 def test_save_and_load_models(page, tmp_path):
-    page.get_by_role("heading", name="Save and load").wait_for()
+    page.get_by_role("heading", name="Files").wait_for()
     with page.expect_download() as download:
-        page.get_by_test_id("stDownloadButton").get_by_role("button").click()
+        page.get_by_role("button", name="Download model (.npz)").click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.name.endswith(".npz") and saved.stat().st_size > 100_000
@@ -238,4 +238,17 @@ def test_save_and_load_models(page, tmp_path):
 
     page.locator("input[type=file]").set_input_files(str(saved))
     page.get_by_text(f"Loaded {saved.name}").wait_for()
+    assert_no_exception(page)
+
+    # My models: keep it under a name, see it listed, download the kept copy
+    page.get_by_role("textbox", name="Name").fill("from the browser")
+    page.get_by_role("button", name="Keep this model").click()
+    page.get_by_text("Kept as “from the browser”").wait_for()
+    page.get_by_test_id("stDataFrame").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download", exact=True).click()
+    assert download.value.suggested_filename == "from the browser.npz"
+    kept = tmp_path / "kept.npz"
+    download.value.save_as(kept)
+    assert kept.read_bytes()[:2] == b"PK" and kept.stat().st_size > 100_000
     assert_no_exception(page)
