@@ -103,6 +103,18 @@ LOAD_TEST_ENV = {"MLP_LAB_RECONNECT_SECONDS": f"{RECONNECT_SECONDS:g}"}
 THREADS_GONE_LIMIT = RECONNECT_SECONDS + 10.0
 
 
+def _store_usage(server: "Server") -> dict:
+    """What the server's store holds after the class (students saved, their records' bytes)."""
+    from mlp_lab.store import SQLiteStore, StoreError
+
+    try:
+        usage = SQLiteStore(server.data_dir).usage()
+    except StoreError as exc:
+        return {"error": str(exc)}
+    return {"students": usage.students, "lab_records": usage.lab_records,
+            "record_mb": round(usage.bytes / 2**20, 2), "file_mb": round(usage.file_bytes / 2**20, 2)}
+
+
 async def _threads_gone(server: "Server", closed_at: float, limit: float = 40.0) -> float | None:
     """Seconds from ``closed_at`` until the server's trainers.json says no trainer thread is
     alive (None if that takes longer than ``limit``)."""
@@ -414,6 +426,7 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
         await asyncio.sleep(0.1)
     report["trainer_threads_gone_after_s"] = None if gone is None else round(gone, 2)
     report["trainers_after_close"] = server.trainers()
+    report["store"] = _store_usage(server)
     per_session = (report["rss_all_open_mb"] - report["rss_one_session_mb"]) / max(sessions - 1, 1)
     report["rss_per_extra_session_mb"] = round(per_session, 2)
     everything = [t for times in results.times.values() for t in times]
@@ -503,6 +516,7 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
             errors.append(f"a session failed: {result!r}"[:300])
     report["trainer_threads_gone_after_s"] = await _threads_gone(server, closed_at)
     report["trainers_after_close"] = server.trainers()
+    report["store"] = _store_usage(server)
     per_session = (report["rss_all_open_mb"] - report["rss_one_session_mb"]) / max(sessions - 1, 1)
     report["rss_per_extra_session_mb"] = round(per_session, 2)
     actions = {k: v for k, v in times.items() if k != auto_kind}

@@ -38,6 +38,7 @@ class Server:
                        "MLP_LAB_STATUS_DIR": str(self.status_dir),
                        "MLP_LAB_DATA_DIR": str(self.status_dir / "data"), **(env or {})}
         environment.pop("MLP_LAB_DEBUG", None)
+        self.data_dir = Path(environment["MLP_LAB_DATA_DIR"])  # the store of the students' work
         if max_runs:
             environment["MLP_LAB_MAX_RUNS"] = str(max_runs)
         with open(self.log_path, "wb") as log:

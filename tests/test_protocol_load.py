@@ -71,6 +71,7 @@ def test_five_students_over_the_protocol(server):
     assert report["trainer_threads_gone_after_s"] <= THREADS_GONE_LIMIT
     assert report["trainers_after_close"]["threads"] == 0
     assert report["rss_per_extra_session_mb"] < 30
+    assert report["store"]["lab_records"] >= 2  # the store is on: the two who trained are saved
     assert "Traceback" not in server.log()
 
 
