@@ -146,3 +146,36 @@ def test_a_hand_made_drawing_message_gets_a_message_not_a_traceback(server):
     assert answers.count("hostile drawing") == 4 and answers[-1] == "draw and predict"
     assert grown < 100  # the bomb was refused before decoding (1.6 GB otherwise)
     assert "Traceback" not in clean_log  # the hostile drawings were handled by our code
+
+
+def test_a_websocket_message_over_the_limit_closes_that_connection_only(server):
+    """`server.maxWidgetStateSize = 2` (.streamlit/config.toml): a client that sends a 3 MB
+    message is cut off before the server parses it; a classmate is not touched."""
+    url = server.url.replace("http://", "ws://") + "/_stcore/stream"
+    offset = len(server.log())
+
+    async def main():
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        async with connect(url, subprotocols=["streamlit"], max_size=2**26, compression=None) as ws:
+            await ws.send(b"\x00" * (3 * 2**20))
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+        errors = []
+        other = StudentSession(url, 1, lambda kind, seconds: None, errors.append)
+        await other.connect()
+        try:
+            assert await other.open() is not None
+        finally:
+            await other.close()
+        return code, errors
+
+    code, errors = run_in_own_loop(main())
+    assert code == 1009  # "message too big"
+    assert errors == []
+    log = server.log()[offset:]
+    assert "exceeds the limit of 2000000 bytes" in log and "Traceback" not in log
