@@ -92,7 +92,7 @@ def _stats(times: dict[str, list[float]]) -> dict:
             "max_s": round(max(everything), 3) if everything else None,
             "by_kind": {kind: {"n": len(t), "p50_s": round(_percentile(t, 50), 3),
                                "p95_s": round(_percentile(t, 95), 3), "max_s": round(max(t), 3)}
-                        for kind, t in sorted(times.items())}}
+                        for kind, t in sorted(times.items()) if t}}
 
 
 # A closed tab's run goes on for MLP_LAB_RECONNECT_SECONDS (120 s by default: the browser

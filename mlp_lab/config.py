@@ -49,6 +49,12 @@ MAX_WAIT_SECONDS = env_number("MLP_LAB_MAX_WAIT_SECONDS", 600.0, float)
 # also need Python's GIL the trainers share with them; further runs wait in line instead of
 # slowing everybody down. At least one, of course.
 MAX_ACTIVE_RUNS = env_number("MLP_LAB_MAX_RUNS", max(1, cpu_count() - 1), int)
+# Rerun requests one browser session may send: a burst of RERUN_BURST, then RERUN_RATE a
+# second (clicks, page switches and the live charts' refreshes make one or two a second).
+# Beyond that they are dropped as they arrive, before Streamlit starts a script run: one
+# client flooding requests (hundreds a second) then costs the server almost nothing.
+RERUN_RATE = env_number("MLP_LAB_RERUN_RATE", 5.0, float)
+RERUN_BURST = env_number("MLP_LAB_RERUN_BURST", 30, int)
 MAX_UPLOAD_BYTES = 20 * 2**20  # uploaded model files; .streamlit/config.toml's maxUploadSize too
 DEBUG = debug_mode()  # MLP_LAB_DEBUG: tracebacks instead of the friendly error message
 

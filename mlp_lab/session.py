@@ -29,6 +29,7 @@ from mlp_core.blas import set_blas_threads
 from . import config, figures
 from .keeper import Attached, get_keeper
 from .lab import LabSession, LabStatus
+from .ratelimit import TokenBucket
 from .store import is_student_id, new_student_id
 
 # One BLAS thread for the whole server process: many sessions train at once on a few cores,
@@ -45,6 +46,43 @@ except ImportError:  # Plotly and Streamlit work without it
     pass
 
 log = logging.getLogger("mlp_lab")
+
+
+def _limit_rerun_requests() -> None:
+    """Drop a session's rerun requests beyond ``config.RERUN_RATE`` a second (after a burst
+    of ``config.RERUN_BURST``), as they arrive: before Streamlit interrupts and restarts the
+    script for each one. Measured: one websocket client sending 400 a second left other
+    students' pages unanswered for 20-30 s, with or without a limit inside the script
+    (``loadtest/flood.py``), because the cost is Streamlit's own work per request. This
+    wraps ``AppSession.handle_backmsg`` (Streamlit's internals: if a future version moves
+    it, the app works on, without the limit, and says so in the log)."""
+    try:
+        from streamlit.runtime.app_session import AppSession  # noqa: PLC0415 (internal, may move)
+    except ImportError:
+        log.warning("no rate limit on rerun requests: streamlit.runtime.app_session is gone")
+        return
+    original = getattr(AppSession, "handle_backmsg", None)
+    if original is None or getattr(original, "mlp_lab_limited", False):
+        return
+
+    def handle_backmsg(self, msg):
+        if msg.WhichOneof("type") == "rerun_script":
+            bucket = self.__dict__.get("_mlp_lab_reruns")
+            if bucket is None:
+                bucket = self.__dict__.setdefault(
+                    "_mlp_lab_reruns", TokenBucket(config.RERUN_RATE, config.RERUN_BURST))
+            if not bucket.allow():
+                if bucket.refused in (1, 100) or bucket.refused % 10_000 == 0:
+                    log.warning("session %s… sends too many rerun requests: %d dropped so far",
+                                str(getattr(self, "id", "?"))[:8], bucket.refused)
+                return
+        return original(self, msg)
+
+    handle_backmsg.mlp_lab_limited = True
+    AppSession.handle_backmsg = handle_backmsg
+
+
+_limit_rerun_requests()
 if not log.handlers:  # the server's console shows when runs start, end and sessions close
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(logging.Formatter("%(asctime)s mlp_lab %(levelname)s: %(message)s"))

@@ -179,3 +179,51 @@ def test_a_websocket_message_over_the_limit_closes_that_connection_only(server):
     assert errors == []
     log = server.log()[offset:]
     assert "exceeds the limit of 2000000 bytes" in log and "Traceback" not in log
+
+
+def test_a_client_flooding_rerun_requests_does_not_freeze_its_classmates(server):
+    """One websocket client sends 400 rerun requests a second (loadtest/flood.py); those
+    beyond the session's rate are dropped as they arrive (mlp_lab/session.py), so a
+    classmate's pages keep coming quickly. Without the limit the same flood left classmates
+    unanswered for 30 s (``python -m loadtest.flood`` measures both)."""
+    from loadtest.flood import flood
+
+    url = server.url.replace("http://", "ws://") + "/_stcore/stream"
+    offset = len(server.log())
+
+    async def main():
+        stop = asyncio.Event()
+        flooding = asyncio.create_task(flood(url, 400.0, stop))
+        await asyncio.sleep(3)  # the flood is going
+        times, errors = [], []
+        other = StudentSession(url, 1, lambda kind, seconds: times.append(seconds), errors.append)
+        await other.connect()
+        try:
+            await other.open()
+            for name, title in (("Train", "Train"), ("Weights", "Weights"), ("Test", "Test"),
+                                ("Model", "MLP Lab")):
+                await other.go(name, title)
+        finally:
+            await other.close()
+            stop.set()
+        return times, errors, await flooding
+
+    times, errors, sent = run_in_own_loop(main())
+    assert errors == [] and len(times) == 5
+    assert sent > 500  # hundreds a second, for the seconds the classmate worked
+    print(f"classmate's page times during the flood: {[round(t, 2) for t in times]} s; flooder sent {sent}")
+    assert max(times) < 10  # without the limit: no answer within 30 s
+    assert "sends too many rerun requests" in server.log()[offset:]
+
+
+def test_the_token_bucket_lets_a_burst_through_then_the_rate():
+    from mlp_lab.ratelimit import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(rate=5, burst=30, clock=lambda: now[0])
+    assert sum(bucket.allow() for _ in range(100)) == 30  # the burst, then nothing
+    now[0] += 1.0
+    assert sum(bucket.allow() for _ in range(100)) == 5  # 5 more a second
+    now[0] += 100.0
+    assert sum(bucket.allow() for _ in range(100)) == 30  # never more than the burst saved up
+    assert bucket.refused == 70 + 95 + 70
