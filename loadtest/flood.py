@@ -33,7 +33,7 @@ async def flood(ws_url: str, rate: float, stop: asyncio.Event) -> int:
     sent, started = 0, time.perf_counter()
     try:
         while not stop.is_set():
-            await flooder._send()
+            await flooder.request_rerun()
             sent += 1
             ahead = sent / rate - (time.perf_counter() - started)
             await asyncio.sleep(max(0.0, ahead))

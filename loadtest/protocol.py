@@ -295,6 +295,10 @@ class StudentSession:
             setattr(widget, field_name, value)
         await self.ws.send(msg.SerializeToString())
 
+    async def request_rerun(self) -> None:
+        """Ask for a rerun of the page as it is, without waiting for the answer (a flood)."""
+        await self._send()
+
     # --- actions -----------------------------------------------------------------------------
     async def act(self, kind: str, check, page_hash: str | None = None, widgets=(),
                   fragment_id: str = "") -> Run | None:
