@@ -78,6 +78,8 @@ class _Kept:
             self.problems.append(message)
 
     def unsaved(self) -> bool:
+        if self.lab.released:  # nothing left to save (its arrays are gone)
+            return False
         return (self.lab.revision, self.lab.trainer.step) != self.saved
 
 

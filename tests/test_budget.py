@@ -230,3 +230,17 @@ def test_the_model_page_shows_the_float64_note_and_refuses_a_huge_upload():
         assert not at.exception
     finally:
         clear_sessions()
+
+
+def test_a_page_of_a_lab_that_left_memory_says_reload_not_a_traceback():
+    at = _app(limit_mb=10_000)
+    try:
+        lab = at.session_state["lab"]
+        lab.close()
+        lab.release()  # as the keeper does when the browser stayed away
+        at.run()  # the stale session's next script run still finds that object
+        assert not at.exception
+        assert not [e.value for e in at.error if "Something went wrong" in e.value]
+        assert any(i.value == ENDED_TEXT for i in at.info), [i.value for i in at.info]
+    finally:
+        clear_sessions()
