@@ -129,6 +129,7 @@ class StudentSession:
         self._reader: asyncio.Task | None = None
         self.closed = False
         self.messages = 0
+        self.query_string = ""  # the link's settings, e.g. "model=dense&hidden=128" (no "?")
 
     # --- the connection --------------------------------------------------------------------
     async def connect(self) -> None:
@@ -283,7 +284,7 @@ class StudentSession:
 
         msg = BackMsg()
         state = msg.rerun_script
-        state.query_string = ""
+        state.query_string = self.query_string
         state.page_script_hash = self.page_hash if page_hash is None else page_hash
         state.fragment_id = fragment_id
         state.is_auto_rerun = auto

@@ -28,6 +28,7 @@ import tempfile
 import tokenize
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -210,8 +211,23 @@ def _read_capped(f: BinaryIO) -> bytes:
     return b"".join(chunks)
 
 
-def model_from_bytes(data: bytes) -> tuple[Network, dict]:
-    """Read a model from the bytes of an ``.npz`` file (e.g. an upload): ``(model, meta)``."""
+@dataclass(frozen=True)
+class ModelFileInfo:
+    """What a model file describes, read from its array headers and metadata alone (no
+    parameter data read, no network built): see ``inspect_model_bytes``."""
+
+    config: dict  # the settings build_model takes (meta["model"])
+    meta: dict
+    shapes: dict[str, tuple[int, ...]]  # every parameter array's shape, from its header
+    dtypes: dict[str, np.dtype]
+
+    @property
+    def n_values(self) -> int:
+        """Numbers stored in the parameter arrays."""
+        return sum(math.prod(shape) for shape in self.shapes.values())
+
+
+def _check_bytes(data: bytes) -> None:
     if len(data) > MAX_FILE_BYTES:
         raise _invalid(f"the file is larger than {MAX_FILE_BYTES // 2**20} MB")
     if not data:
@@ -222,10 +238,38 @@ def model_from_bytes(data: bytes) -> tuple[Network, dict]:
     if not data.startswith(b"PK\x03\x04") or not zipfile.is_zipfile(io.BytesIO(data)):
         raise _invalid("not a MLP Lab model file (.npz): it is not a zip archive at all "
                        "(another kind of file, or a damaged or truncated download)")
+
+
+def inspect_model_bytes(data: bytes) -> ModelFileInfo:
+    """What the ``.npz`` file's bytes describe, from the headers and the metadata only, so
+    a caller can refuse a network before anything of its size is allocated. Raises
+    ``ValueError`` as ``model_from_bytes`` does for a file that is not a model."""
+    _check_bytes(data)
     try:
         headers = _check_archive(data)
         meta = _parse_meta(data, headers)
-        model = _rebuild(meta["model"])
+    except _Invalid:
+        raise
+    except _READ_ERRORS as exc:
+        raise _invalid(f"the file is damaged ({type(exc).__name__}: {exc})") from exc
+    params = {name: value for name, value in headers.items() if name != META_KEY}
+    return ModelFileInfo(config=dict(meta["model"]), meta=meta,
+                         shapes={name: shape for name, (shape, _) in params.items()},
+                         dtypes={name: dtype for name, (_, dtype) in params.items()})
+
+
+def model_from_bytes(data: bytes, dtype=None) -> tuple[Network, dict]:
+    """Read a model from the bytes of an ``.npz`` file (e.g. an upload): ``(model, meta)``.
+    ``dtype`` (float32 or float64): the network is built in it whatever the file's own
+    (its weights converted); None keeps the file's."""
+    _check_bytes(data)
+    try:
+        headers = _check_archive(data)
+        meta = _parse_meta(data, headers)
+        settings = dict(meta["model"])
+        if dtype is not None:
+            settings["dtype"] = np.dtype(dtype).name
+        model = _rebuild(settings)
         params = _read_params(data, headers, model)
     except _Invalid:
         raise

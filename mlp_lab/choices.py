@@ -87,7 +87,8 @@ class ModelChoice:
     @classmethod
     def from_model(cls, model_config: dict, training: dict | None = None) -> ModelChoice:
         """The choice behind a saved model's settings (unknown training keys are ignored;
-        training settings the engine refuses fall back to the preset's)."""
+        training settings the engine refuses, or the Model page does not offer, fall back to
+        the preset's)."""
         base = cls.preset(model_config["kind"])
         training = training or {}
         fields = {"kind": model_config["kind"], "loss": model_config["loss"],
@@ -99,6 +100,8 @@ class ModelChoice:
         choice = replace(base, **fields)
         try:
             choice.train_config(choice.usual_lr())  # refuse settings the engine would refuse
+            if choice.batch_size not in BATCH_SIZES or choice.shift not in SHIFTS:
+                raise ValueError("beyond what the Model page offers")  # (a batch of 60,000...)
         except (ValueError, TypeError):
             choice = replace(choice, optimizer=base.optimizer, batch_size=base.batch_size,
                              schedule=base.schedule, shift=base.shift)

@@ -55,6 +55,44 @@ MAX_ACTIVE_RUNS = env_number("MLP_LAB_MAX_RUNS", max(1, cpu_count() - 1), int)
 # client flooding requests (hundreds a second) then costs the server almost nothing.
 RERUN_RATE = env_number("MLP_LAB_RERUN_RATE", 5.0, float)
 RERUN_BURST = env_number("MLP_LAB_RERUN_BURST", 30, int)
+
+
+def _meminfo_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_limit_bytes() -> int | None:
+    """The container's memory limit (cgroup v2, else v1), if there is one."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # "max", or v1's "no limit" of ~2**63
+            return int(text)
+    return None
+
+
+def default_memory_mb() -> float:
+    """Half of the memory this server may use when it starts: the smaller of the machine's
+    MemAvailable and the container's limit (the other half is for the process itself,
+    MNIST, Streamlit, the pages and what else runs on the machine). 2 GB if neither can be
+    read."""
+    known = [b for b in (_meminfo_bytes("MemAvailable"), _cgroup_limit_bytes()) if b]
+    return max(256.0, min(known) / 2 / 2**20) if known else 2048.0
+
+
+# Memory all the labs in memory may take together (their models' estimates,
+# mlp_lab.budget.estimate_bytes); a new model beyond it is refused.
+MEMORY_BUDGET_BYTES = int(env_number("MLP_LAB_MEMORY_MB", round(default_memory_mb()), float) * 2**20)
 MAX_UPLOAD_BYTES = 20 * 2**20  # uploaded model files; .streamlit/config.toml's maxUploadSize too
 DEBUG = debug_mode()  # MLP_LAB_DEBUG: tracebacks instead of the friendly error message
 

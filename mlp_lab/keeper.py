@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import config
+from .budget import MemoryBudget, ModelRefused, give_back_memory, tune_malloc
 from .lab import LabSession
 from .pool import server_wide
 from .store import (KeptModel, SQLiteStore, Store, StoreCorrupted, StoreError, check_name,
@@ -77,6 +78,8 @@ class _Kept:
             self.problems.append(message)
 
     def unsaved(self) -> bool:
+        if self.lab.released:  # nothing left to save (its arrays are gone)
+            return False
         return (self.lab.revision, self.lab.trainer.step) != self.saved
 
 
@@ -103,7 +106,7 @@ class LabKeeper:
     def __init__(self, store: Store | None, *, make_lab: Callable[[], LabSession] = LabSession,
                  save_seconds: float | None = None, reconnect_seconds: float | None = None,
                  idle_seconds: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 saver: bool = True):
+                 saver: bool = True, budget: MemoryBudget | None = None):
         self.store = store  # None: memory only
         self.make_lab = make_lab
         self.save_seconds = save_seconds or config.SAVE_SECONDS
@@ -111,6 +114,8 @@ class LabKeeper:
         self.idle_seconds = min(idle_seconds or config.IDLE_IN_MEMORY_SECONDS, self.reconnect_seconds)
         self.clock = clock
         self.stats = SaveStats()
+        # What the labs in memory may take together; each lab asks it before a new model.
+        self.budget = budget or MemoryBudget()
         self._labs: dict[str, _Kept] = {}
         self._opening: dict[str, threading.Lock] = {}  # one open (or close) of a student at a time
         self._lock = threading.Lock()  # guards the two dicts and every _Kept
@@ -138,6 +143,7 @@ class LabKeeper:
                 kept.sessions += 1
                 self._labs[student_id] = kept
             kept.lab.on_change = lambda lab: self._wake.set()
+            kept.lab.admit = self.budget.admit
             return Attached(kept.lab, welcome_text(kept.lab, interrupted) if restored else None)
 
     @staticmethod
@@ -164,12 +170,17 @@ class LabKeeper:
                 if interrupted:
                     log.info("student %s…: back at step %d, its run was cut off", student_id[:6],
                              record.steps)
+            except ModelRefused as exc:  # saved before the limits: a network too large
+                log.warning("student %s…: the saved lab was refused: %s", student_id[:6], exc)
+                problem = f"{exc} You start with a fresh model."
             except (TypeError, ValueError) as exc:  # an older version's record, a damaged model
                 log.warning("student %s…: the saved lab could not be restored: %s", student_id[:6], exc)
                 problem = ("Your saved work could not be read by this version of MLP Lab, so you "
                            "start with a fresh model.")
             else:
                 restored = True
+        # Its own work is never refused for the budget; it counts from now on.
+        self.budget.count(lab, lab.choice)
         # What the store holds already (the record), or a fresh lab: nothing to save yet.
         kept.saved, kept.saved_at = (lab.revision, lab.trainer.step), self.clock()
         if problem:
@@ -262,29 +273,41 @@ class LabKeeper:
             changed = kept.lab.revision != kept.saved[0]  # beyond steps trained: save at once
             if changed or now - kept.saved_at >= self.save_seconds:
                 saves += self._save(student_id, kept) is None
-        for student_id, kept in labs:
-            self._close_if_gone(student_id, kept, now)
+        closed = sum(self._close_if_gone(student_id, kept, now) for student_id, kept in labs)
+        if closed:
+            give_back_memory()  # the freed arrays go back to the system, not only to malloc
         return saves
 
-    def _close_if_gone(self, student_id: str, kept: _Kept, now: float) -> None:
+    def _close_if_gone(self, student_id: str, kept: _Kept, now: float) -> bool:
+        """Close, save and let go of the lab if its browser has been gone long enough;
+        True if it left memory."""
         with self._lock:
             if kept.sessions or kept.detached_at is None:
-                return
+                return False
             busy = kept.lab.running or kept.lab.recording or (kept.unsaved() and self.store is not None)
             wait = self.reconnect_seconds if busy or self.store is None else self.idle_seconds
             if now - kept.detached_at < wait:
-                return
+                return False
         with self._student_lock(student_id):  # an attach now waits until the lab is saved
             with self._lock:
                 if kept.sessions or self._labs.get(student_id) is not kept:
-                    return  # the student came back meanwhile
+                    return False  # the student came back meanwhile
             kept.lab.close()  # stops its run (the browser did not come back in time)
             if self.store is not None and kept.unsaved():
                 self._save(student_id, kept)
             with self._lock:
                 del self._labs[student_id]
                 del self._opening[student_id]
-        log.info("lab of student %s… left memory (labs in memory: %d)", student_id[:6], self.in_memory())
+            self._let_go(kept)
+        log.info("lab of student %s… left memory (labs in memory: %d, budget used: %.0f MB)",
+                 student_id[:6], self.in_memory(), self.budget.used() / 2**20)
+        return True
+
+    def _let_go(self, kept: _Kept) -> None:
+        """The lab left memory: free its arrays now (a Streamlit session kept for a
+        reconnect may still refer to the object) and take it off the budget."""
+        kept.lab.release()
+        self.budget.forget(kept.lab)
 
     def save_all(self) -> None:
         """Save every lab with unsaved work now (the server is stopping)."""
@@ -337,6 +360,9 @@ class LabKeeper:
             kept.lab.close()
             if self.store is not None and kept.unsaved():
                 self._save(student_id, kept)
+            self._let_go(kept)
+        if labs:
+            give_back_memory()
 
     # --- My models ----------------------------------------------------------------------------
     def _need_store(self) -> Store:
@@ -358,7 +384,9 @@ class LabKeeper:
         if record is None:
             raise StoreError(f"There is no kept model named {name!r} any more.")
         try:
-            lab.restore(record)
+            lab.restore(record, name=f"“{name}”")
+        except ModelRefused as exc:  # too large, or no room in the server's memory now
+            raise StoreError(str(exc)) from exc
         except (TypeError, ValueError) as exc:
             raise StoreError(f"The kept model {name!r} could not be read by this version of MLP "
                              "Lab.") from exc
@@ -375,6 +403,7 @@ class LabKeeper:
 
 
 def _server_keeper() -> LabKeeper:
+    tune_malloc()  # a network's arrays go back to the system as soon as they are freed
     return LabKeeper(SQLiteStore())
 
 

@@ -21,9 +21,10 @@ from typing import Callable
 import numpy as np
 
 from mlp_core import Trainer, TrainerState, confusion_matrix
-from mlp_core.persistence import model_from_bytes, model_to_bytes
+from mlp_core.persistence import model_to_bytes
 
 from . import config
+from .budget import ModelRefused, check_model_config, inspect_file, load_file, read_model
 from .choices import DEFAULT_STEPS, ModelChoice
 from .pool import BackgroundRun, active_runs, trainer_threads
 from .replay import Replay, record
@@ -31,6 +32,29 @@ from .shared_data import LabData, get_data
 from .store import LabRecord, lab_settings, settings_choice
 
 log = logging.getLogger("mlp_lab")
+
+ENDED_TEXT = ("This session has ended (the page was away for a while), so its model left the "
+              "server's memory. Reload the page to get your work back.")
+
+
+class LabEnded(RuntimeError):
+    """A lab used after it was closed and its arrays freed; the message is for the student."""
+
+    def __init__(self, message: str = ENDED_TEXT):
+        super().__init__(message)
+
+
+class _Ended:
+    """Stands in for the trainer and the model of a closed lab: any use says so."""
+
+    def __getattr__(self, name):
+        raise LabEnded()
+
+    def __repr__(self) -> str:
+        return "<ended>"
+
+
+_ENDED = _Ended()
 
 # Loss points of the history a downloaded file carries (pairs averaged beyond that): the
 # curve's shape at ~40 KB of JSON, whatever the length of the training.
@@ -123,6 +147,10 @@ class LabSession:
         self.replay: Replay | None = None  # the last recording (the Replay page)
         self.recording_fraction = 0.0  # of the recording going now
         self.closed = False
+        self.released = False  # closed and its arrays dropped (release)
+        self.load_note = ""  # about the last file loaded (a float64 file converted), for the page
+        # Asked before a new model is built: None, or why not (mlp_lab.keeper's MemoryBudget).
+        self.admit: Callable[[LabSession, ModelChoice], str | None] | None = None
         self.train_steps = DEFAULT_STEPS  # what the Train page's Steps slider asks for
         # Bumped by every change worth saving (a new model, a run's end, a learning rate,
         # a test); ``on_change(lab)`` is then called (mlp_lab.keeper saves the lab soon).
@@ -135,15 +163,31 @@ class LabSession:
     def reset(self, choice: ModelChoice | None = None, seed: int | None = None,
               lr: float | None = None) -> None:
         """Fresh weights (stops a run first). ``choice`` None keeps the current settings;
-        ``lr`` None keeps the learning rate unless the kind or the optimizer changes."""
+        ``lr`` None keeps the learning rate unless the kind or the optimizer changes.
+        Raises ``ModelRefused`` (a network beyond the Model page's, or no room in the
+        server's memory) and ``LabEnded``, changing nothing."""
+        self._check_open()
+        previous = getattr(self, "choice", None)
+        choice = choice or previous
+        check_model_config(choice.model_config())
+        self._admit(choice)
         self.stop(wait=True)
         with self._lock:
-            previous = getattr(self, "choice", None)
-            choice = choice or previous
             if lr is None:
                 lr = choice.lr_after_change(previous, self.lr) if previous else choice.usual_lr()
             self.seed = seed if seed is not None else getattr(self, "seed", 0) + 1
             self._install(choice.build(seed=self.seed), choice, lr, source="fresh weights")
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise LabEnded()
+
+    def _admit(self, choice: ModelChoice) -> None:
+        """Raise ``ModelRefused`` if the server's memory budget has no room for ``choice``."""
+        admit = self.admit
+        message = admit(self, choice) if admit is not None else None
+        if message:
+            raise ModelRefused(message)
 
     def _install(self, model, choice: ModelChoice, lr: float, source: str) -> None:
         """Put ``model`` in place with a new trainer (lock held, no run going)."""
@@ -175,12 +219,19 @@ class LabSession:
     def load_bytes(self, data: bytes, name: str = "the file") -> str | None:
         """Replace the model by one saved with ``to_bytes``. Returns None on success, or a
         message for the user (the current model is then untouched)."""
+        if self.closed:
+            return ENDED_TEXT
         if len(data) > config.MAX_UPLOAD_BYTES:
             return (f"Could not load {name}: it is {len(data) / 2**20:.0f} MB, and model files "
                     f"up to {config.MAX_UPLOAD_BYTES // 2**20} MB are accepted. Your current "
                     "model is unchanged.")
+        data = bytes(data)
         try:
-            model, meta = model_from_bytes(bytes(data))
+            info = inspect_file(data, name)  # a network too large is refused from its headers
+            self._admit_file(info.config, info.meta.get("training"), name)
+            model, meta, note = load_file(data, info)
+        except ModelRefused as exc:
+            return str(exc)
         except ValueError as exc:
             reason = str(exc).rstrip(".")
             end = "" if reason.endswith(("?", "!")) else "."
@@ -196,11 +247,28 @@ class LabSession:
             choice.train_config(lr)
         except (TypeError, ValueError):
             lr = choice.usual_lr()  # a file without (or with a broken) learning rate
+        try:
+            self._admit(choice)  # (the choice as loaded: its training settings checked)
+        except ModelRefused as exc:
+            return f"Could not load {name}. {exc}"
         self.stop(wait=True)
         with self._lock:
             self._install(model, choice, lr, source=name)
             self._restore_file_state(meta, training, lr, name)
+            self.load_note = note
         return None
+
+    def _admit_file(self, model_config: dict, training, name: str) -> None:
+        """The budget's answer for a file's settings, before its weights are read (settings
+        that do not describe a model are left to the loader's own checks)."""
+        try:
+            choice = ModelChoice.from_model(model_config, training if isinstance(training, dict) else {})
+        except Exception:  # noqa: BLE001 (the loader words what is wrong with the file)
+            return
+        try:
+            self._admit(choice)
+        except ModelRefused as exc:
+            raise ModelRefused(f"Could not load {name}. {exc}") from None
 
     def _restore_file_state(self, meta: dict, training: dict, lr: float, name: str) -> None:
         """Put the new trainer at the file's own step (and history, if the file has one)
@@ -255,12 +323,17 @@ class LabSession:
                          test_accuracy=test.accuracy if test else None,
                          test_step=test.step if test else None)
 
-    def restore(self, record: LabRecord) -> None:
+    def restore(self, record: LabRecord, name: str = "your saved model") -> None:
         """Put the lab back as ``record`` (``to_record``) left it: the weights, settings,
         step, history and test accuracy; a run that was going then is not resumed. Raises
-        ValueError, changing nothing, if the record does not fit (an older version's)."""
-        model, _ = record.load_model()
+        ValueError, changing nothing, if the record does not fit (an older version's), and
+        ``ModelRefused`` (a ValueError) for a network beyond the Model page's or no room in
+        the server's memory. ``name`` is what the student calls it, for those messages."""
+        self._check_open()
         choice, lr, train_steps = settings_choice(record.settings)
+        check_model_config(choice.model_config(), what=name[0].upper() + name[1:])
+        self._admit(choice)
+        model, _, _ = read_model(record.model, name)  # float32, whatever was saved
         described = model.config()
         if any(described.get(key) != value for key, value in choice.model_config().items()):
             raise ValueError(f"the saved settings ({choice.model_config()}) do not describe the saved "
@@ -555,6 +628,8 @@ class LabSession:
     # --- the end of the browser session -----------------------------------------------------
     def close(self) -> None:
         """Stop training for good: the browser tab was closed (or the server is stopping)."""
+        if self.released:
+            return
         self.closed = True
         running = self.running
         step = self.trainer.step
@@ -564,3 +639,25 @@ class LabSession:
         log.info("session closed: %s at step %d (thread alive: %s, active runs: %d, "
                  "trainer threads alive: %d)", "stopped the run" if running else "no run going",
                  step, self.running, active_runs(), trainer_threads())
+
+    def release(self) -> None:
+        """Drop every big array of a closed lab (``close`` first; the keeper calls this once
+        the lab is saved and leaves memory). Something may still hold the object (a
+        Streamlit session's state kept for a reconnect, a fragment's closure): from now on
+        its trainer and model say ``LabEnded`` ("reload the page") instead of holding the
+        weights, and the methods that make a model refuse."""
+        if not self.closed:
+            self.close()
+        with self._lock:
+            if self.released:
+                return
+            self.released = True
+            self._generation += 1  # a late thread of the old model is ignored
+            self._run = self._recording = None  # their closures hold the trainer
+            self.trainer = self.model = _ENDED  # the weights, optimizer state, checkpoint, buffers
+            self.initial_params = {}
+            self.replay = None
+            self.test_result = None
+            self.run_info = None
+            self._notices = []
+            self.on_change = self.admit = None  # (they refer to the keeper)

@@ -10,6 +10,7 @@ import time
 
 import streamlit as st
 
+from .budget import ModelRefused
 from .choices import DEFAULT_STEPS, FOLLOWER_KEYS, ModelChoice
 from .keeper import get_keeper
 from .lab import LabSession
@@ -27,10 +28,13 @@ def follow_new_model() -> None:
 
 
 def install(lab: LabSession, choice: ModelChoice, lr: float, steps: int,
-            lesson: str | None = None) -> None:
+            lesson: str | None = None) -> str | None:
     """Make a fresh model with ``choice`` at ``lr``, set the Train page's steps, remember
-    the lesson."""
-    lab.reset(choice, lr=lr)
+    the lesson. Returns None, or why the model was refused (the current one stays)."""
+    try:
+        lab.reset(choice, lr=lr)
+    except ModelRefused as exc:  # no room in the server's memory for it now
+        return str(exc)
     follow_new_model()
     st.session_state["steps_choice"] = steps
     lab.set_train_steps(steps)
@@ -38,11 +42,13 @@ def install(lab: LabSession, choice: ModelChoice, lr: float, steps: int,
         st.session_state[LESSON_KEY] = lesson
     else:
         st.session_state.pop(LESSON_KEY, None)
+    return None
 
 
-def start_lesson(lab: LabSession, key: str) -> None:
+def start_lesson(lab: LabSession, key: str) -> str | None:
+    """Set up the lesson's model: None, or why it was refused."""
     lesson = LESSONS_BY_KEY[key]
-    install(lab, lesson.choice, lesson.lr, lesson.train_steps, lesson=key)
+    return install(lab, lesson.choice, lesson.lr, lesson.train_steps, lesson=key)
 
 
 def apply_link(lab: LabSession) -> None:
@@ -76,7 +82,11 @@ def apply_link(lab: LabSession) -> None:
                      f"not be kept in My models. {exc}", icon=":material/link_off:", duration="long")
             return
         kept = f" Your trained model is kept in My models (Model page) as \"{name}\"."
-    install(lab, choice, lr, steps, lesson=lesson)
+    refused = install(lab, choice, lr, steps, lesson=lesson)
+    if refused:
+        st.toast(f"The link's settings were not used: {refused}", icon=":material/link_off:",
+                 duration="long")
+        return
     if problems:
         st.toast(ignored + kept, icon=":material/link_off:")
     else:

@@ -28,7 +28,7 @@ from mlp_core.blas import set_blas_threads
 
 from . import config, figures
 from .keeper import Attached, get_keeper
-from .lab import LabSession, LabStatus
+from .lab import LabEnded, LabSession, LabStatus
 from .ratelimit import TokenBucket
 from .store import is_student_id, new_student_id
 
@@ -316,6 +316,9 @@ def render_sidebar(lab: LabSession) -> None:
 
 def friendly_error(exc: BaseException) -> None:
     """Instead of a traceback: say what happened and what to do; the details go to the log."""
+    if isinstance(exc, LabEnded):  # a page of a session whose lab left memory: nothing broke
+        st.info(str(exc), icon=":material/refresh:")
+        return
     log.error("page error: %s", "".join(traceback.format_exception(exc)))
     st.error("Something went wrong on this page. Your model is safe: try the page again, or "
              "press Reset on the Model page if it keeps happening. "

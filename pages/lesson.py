@@ -11,8 +11,11 @@ lab = get_lab()
 
 
 def _start(key: str) -> None:
-    start_lesson(lab, key)
-    st.session_state["lesson_message"] = key
+    refused = start_lesson(lab, key)
+    if refused:
+        st.session_state["lesson_refused"] = refused
+    else:
+        st.session_state["lesson_message"] = key
 
 
 st.title("Lessons")
@@ -23,6 +26,9 @@ st.caption(
     "written under it. The address in your browser always holds the current settings: copy it "
     "to share them.")
 
+refused = st.session_state.pop("lesson_refused", None)
+if refused:
+    st.error(refused, icon=":material/memory:")
 started = st.session_state.pop("lesson_message", None)
 if started:
     lesson = LESSONS_BY_KEY[started]

@@ -24,10 +24,10 @@ def _kind_changed() -> None:
 def _apply() -> None:
     try:
         choice = ModelChoice.from_form(st.session_state, lab.choice)
-    except ValueError as exc:
+        lab.reset(choice)  # keeps the learning rate unless the kind or the optimizer changed
+    except ValueError as exc:  # (ModelRefused too: no room in the server's memory)
         st.session_state["model_message"] = ("error", str(exc))
         return
-    lab.reset(choice)  # keeps the learning rate unless the kind or the optimizer changed
     follow_new_model()
     st.session_state["model_message"] = (
         "success", f"New {lab.model.describe()} with fresh random weights. Go to Train to teach it.")
@@ -45,7 +45,8 @@ def _uploaded() -> None:
         follow_new_model()
         st.session_state["model_message"] = (
             "success", f"Loaded {file.name}: {lab.model.describe()}, trained {lab.trainer.step:,} steps "
-                       "so far. You can keep training it, look at its weights or test it.")
+                       "so far. You can keep training it, look at its weights or test it."
+                       + (f" {lab.load_note}" if lab.load_note else ""))
     st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # empty uploader
 
 

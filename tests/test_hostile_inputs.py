@@ -154,7 +154,7 @@ HOSTILE_MODELS = {
     "zip-bomb.npz (unpacks to 300 MB)": (_zip_bomb, "unpacks to"),
     "giant-settings.npz (a 4-billion-weight network)":
         (lambda: _with(__meta__=_meta(model={**CHOICE.model_config(), "hidden": [65536, 65536]})),
-         "more than the 20,000,000 supported"),
+         "its network has 2 hidden layers of 65,536 neurons; MLP Lab trains up to 4 layers of 1,024"),
     "oversized.npz (21 MB)": (lambda: b"PK\x03\x04" + bytes(21 * 2**20), "up to 20 MB"),
 }
 

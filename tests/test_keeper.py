@@ -177,6 +177,7 @@ def test_a_run_goes_on_through_a_short_drop_and_stops_when_the_browser_stays_awa
     assert again.lab is lab and lab.running and not lab.closed
     wait_steps(lab, step + 5)  # still training
 
+    trainer = lab.trainer  # (the lab drops it when it leaves memory)
     keeper.detach(sid)  # it went away for good
     clock.now += 119
     keeper.save_due()
@@ -185,7 +186,8 @@ def test_a_run_goes_on_through_a_short_drop_and_stops_when_the_browser_stays_awa
     keeper.save_due()
     assert lab.closed and not lab.running and keeper.in_memory() == 0
     saved = store.load_lab(sid)
-    assert saved.steps == lab.trainer.step and saved.settings["running"] is False
+    assert saved.steps == trainer.step and saved.settings["running"] is False
+    assert lab.released  # its arrays dropped at once
 
 
 def test_an_idle_saved_lab_leaves_memory_sooner_and_comes_back_from_the_store(keepers):
