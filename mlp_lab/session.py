@@ -26,10 +26,11 @@ import streamlit as st
 
 from mlp_core.blas import set_blas_threads
 
-from . import config, figures
+from . import config, drawing, figures
 from .keeper import Attached, get_keeper
 from .lab import LabSession, LabStatus
 from .store import is_student_id, new_student_id
+from .text import NAME_CHARS, plain
 
 # One BLAS thread for the whole server process: many sessions train at once on a few cores,
 # and OpenBLAS's own threads waiting for each other made training many times slower
@@ -97,6 +98,27 @@ class FigureCache:
 
 
 FIGURES = FigureCache()
+
+
+class OneLineLog(logging.Filter):
+    """Drops the traceback from a log record, keeping its one line: for what a hand-made
+    websocket message causes (Streamlit logs a canvas value that is not JSON with its
+    whole traceback, once per message)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} [{type(exc).__name__}]"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# The canvas's state as the browser sent it: Streamlit logs one that is not JSON and uses
+# an empty one instead (mlp_lab.drawing then reads it as "nothing drawn").
+_BIDI_LOG = logging.getLogger("streamlit.components.v2.bidi_component.serialization")
+if not any(isinstance(f, OneLineLog) for f in _BIDI_LOG.filters):
+    _BIDI_LOG.addFilter(OneLineLog())
 
 
 def digest(*arrays) -> str:
@@ -242,7 +264,7 @@ def status_lines(status: LabStatus) -> list[str]:
     else:
         lines.append(":gray-badge[Not training]")
     if status.source != "fresh weights":
-        lines.append(f"Loaded from {status.source}")
+        lines.append(f"Loaded from {plain(status.source, NAME_CHARS)}")  # a file's or a kept model's name
     return lines
 
 
@@ -274,6 +296,32 @@ def render_sidebar(lab: LabSession) -> None:
 
     with st.sidebar:
         sidebar_status()
+
+
+def canvas_key(prefix: str, round_key: str) -> tuple[str, str | None]:
+    """The key of this run's drawing canvas (``prefix_<round>``) and None; or, when the
+    browser sent a state no canvas sends (a hand-made message), the key of a fresh,
+    empty canvas and the message to show instead of a drawing. One line in the log."""
+    key = f"{prefix}_{st.session_state.get(round_key, 0)}"
+    state = st.session_state.get(key)
+    if drawing.canvas_state_ok(state):
+        return key, None
+    log.warning("canvas %s: the browser sent a value no canvas sends; a fresh canvas replaces it", key)
+    return _next_canvas(prefix, round_key), drawing.CLEARED
+
+
+def canvas_failed(prefix: str, round_key: str, exc: Exception) -> str:
+    """The canvas component raised on the browser's value: one line in the log, a fresh
+    canvas at the next run, and the message to show (never a traceback)."""
+    log.warning("canvas %s: the component could not read the browser's value (%s); a fresh canvas "
+                "replaces it", prefix, type(exc).__name__)
+    _next_canvas(prefix, round_key)
+    return drawing.CLEARED
+
+
+def _next_canvas(prefix: str, round_key: str) -> str:
+    st.session_state[round_key] = st.session_state.get(round_key, 0) + 1
+    return f"{prefix}_{st.session_state[round_key]}"
 
 
 def friendly_error(exc: BaseException) -> None:
