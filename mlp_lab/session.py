@@ -121,6 +121,39 @@ if not any(isinstance(f, OneLineLog) for f in _BIDI_LOG.filters):
     _BIDI_LOG.addFilter(OneLineLog())
 
 
+def _read_bad_json_as_text() -> None:
+    """Streamlit 1.67 parses a component's state (JSON text from the browser) before the
+    script runs, to see whether it changed, and text that is not JSON raises there: the
+    page shows Streamlit's own exception box, which no try/except of ours can catch. Give
+    such text, unparsed, to the component's own reader, which was written for it (it logs
+    one line and uses an empty state). If a later Streamlit moves this function, nothing
+    is changed (tests/test_hostile_text_app.py then shows whether it is still needed)."""
+    try:
+        from streamlit.runtime.state import common  # noqa: PLC0415 (Streamlit's internals)
+        from streamlit.runtime.state import session_state as state_module  # noqa: PLC0415
+    except ImportError:
+        return
+    original = getattr(common, "unpack_widget_state_value", None)
+    if original is None or getattr(original, "reads_bad_json_as_text", False):
+        return
+
+    def unpack_widget_state_value(widget_state):
+        try:
+            return original(widget_state)
+        except ValueError:  # json.JSONDecodeError: only a json_value is parsed
+            if widget_state.WhichOneof("value") != "json_value":
+                raise
+            return widget_state.json_value
+
+    unpack_widget_state_value.reads_bad_json_as_text = True
+    for module in (common, state_module):
+        if getattr(module, "unpack_widget_state_value", None) is original:
+            module.unpack_widget_state_value = unpack_widget_state_value
+
+
+_read_bad_json_as_text()
+
+
 def digest(*arrays) -> str:
     """A short fingerprint of arrays (their dtype, shape and bytes), for FigureCache keys."""
     h = hashlib.blake2b(digest_size=16)
