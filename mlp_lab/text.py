@@ -23,6 +23,8 @@ MESSAGE_CHARS = 600  # a whole message (a file's own error text included)
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x85\v\f]+")
+WORD_JOINER = "\u2060"  # invisible: breaks an autolink's pattern, not the text's look
+_AUTOLINK = re.compile(r"(https?:(?=//)|www(?=\.)|@)", re.IGNORECASE)
 
 
 def shorten(text, limit: int) -> str:
@@ -39,8 +41,12 @@ def shorten(text, limit: int) -> str:
 
 def escape_markdown(text) -> str:
     """``text`` as Markdown that Streamlit shows literally (no truncation): a backslash
-    before every ASCII punctuation character, line breaks as spaces."""
-    return _PUNCTUATION.sub(r"\\\1", shorten(text, len(str(text))))
+    before every ASCII punctuation character, line breaks as spaces. Streamlit's GFM also
+    turns ``http://``, ``www.`` and ``a@b.c`` found in the parsed *text* into links (after
+    the escapes are read), so an invisible word joiner goes inside each of those."""
+    text = shorten(text, len(str(text)))
+    text = _AUTOLINK.sub("\\1" + WORD_JOINER, text)
+    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def plain(text, limit: int = MESSAGE_CHARS) -> str:
@@ -59,4 +65,4 @@ def quoted(text, limit: int = VALUE_CHARS, marks: str = "''") -> str:
 def shown(markdown: str) -> str:
     """What ``escape_markdown``'s output shows on screen (its backslashes gone): for tests
     reading an element's Markdown body, and for logs."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from mlp_lab.choices import offered
-from mlp_lab.text import ELLIPSIS, escape_markdown, plain, quoted, shorten, shown
+from mlp_lab.text import ELLIPSIS, WORD_JOINER, escape_markdown, plain, quoted, shorten, shown
 
 PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
 PAYLOAD = ("[Log in here](http://evil.example/login) ![x](http://evil.example/track.png) "
@@ -66,8 +66,23 @@ def test_any_text_round_trips_and_no_punctuation_is_left_unescaped(text):
 
 
 def test_every_punctuation_character_is_escaped():
-    for c in "\\*_`[]()#!<>|~$:&@.+-={}\"'%^,;?/":
+    for c in "\\*_`[]()#!<>|~$:&.+-={}\"'%^,;?/":
         assert escape_markdown(c) == "\\" + c, c
+    assert escape_markdown("@") == "\\@" + WORD_JOINER
+
+
+# Streamlit's GFM finds these in the parsed text (escapes already read), as the bundle's
+# mdast-util-gfm-autolink-literal does: they must not match there.
+GFM_URL = re.compile(r"(https?:\/\/|www(?=\.))([-.\w]+)([^ \t\r\n]*)", re.IGNORECASE)
+GFM_EMAIL = re.compile(r"(?<![^\s\W])([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)")
+
+
+@pytest.mark.parametrize("text", ["http://evil.example", "HTTPS://evil.example/a", "www.evil.example",
+                                  "WWW.Evil.example", "mail@evil.example", "go to http://x.y now"])
+def test_no_autolink_survives_in_the_parsed_text(text):
+    parsed = re.sub(r"\\(.)", r"\1", escape_markdown(text))  # the text node Markdown makes
+    assert not GFM_URL.search(parsed) and not GFM_EMAIL.search(parsed), parsed
+    assert parsed.replace(WORD_JOINER, "") == text
 
 
 def test_the_streamlit_payload_keeps_no_markdown():
