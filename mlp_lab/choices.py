@@ -43,6 +43,24 @@ FORM_FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "bat
                "schedule", "shift")
 FORM_KEYS = {name: f"m_{name}" for name in FORM_FIELDS}
 FOLLOWER_KEYS = ("train_lr", "train_steps", *FORM_KEYS.values())
+# What the form's menus offer. A menu's value comes from the browser, and a hand-made
+# message can send any text there (Streamlit passes an unknown selectbox value through).
+FORM_OPTIONS = {"kind": tuple(KINDS), "activation": ACTIVATION_NAMES, "loss": tuple(LOSS_LABELS),
+                "init": tuple(INIT_LABELS), "optimizer": tuple(OPTIMIZER_LABELS),
+                "batch_size": BATCH_SIZES, "schedule": tuple(SCHEDULE_LABELS), "shift": SHIFTS}
+FORM_WORDS = {"kind": "the model", "activation": "the activation", "loss": "the loss",
+              "init": "the initialisation", "optimizer": "the optimizer",
+              "batch_size": "the batch size", "schedule": "the learning-rate schedule",
+              "shift": "the shift"}
+MAX_HIDDEN_TEXT = 200  # characters in the hidden layer sizes box
+
+
+def offered(value, options, default):
+    """``value`` if it is one of ``options`` (same type too: True is not 1), else ``default``:
+    for a widget's value read by a page (a hand-made message can send anything)."""
+    if any(type(value) is type(option) and value == option for option in options):
+        return value
+    return default
 
 
 def nearest_option(value: float, options) -> float:
@@ -53,6 +71,9 @@ def nearest_option(value: float, options) -> float:
 def parse_hidden(text: str) -> tuple[int, ...]:
     """'256, 128' -> (256, 128), within what the pages offer. Raises ValueError with a
     message for the user."""
+    if len(str(text)) > MAX_HIDDEN_TEXT:  # never echoed back whole
+        raise ValueError("That is far too long for hidden layer sizes: write a few numbers, "
+                         "e.g. 256, 128.")
     try:
         return _parse_hidden(text, MAX_HIDDEN_LAYERS, MAX_HIDDEN_SIZE)
     except ValueError as exc:
@@ -144,6 +165,10 @@ class ModelChoice:
         notebook model keeps ``current``'s hidden sizes for when the student switches back.
         Raises ValueError with a message for the user."""
         fields = {name: values[key] for name, key in FORM_KEYS.items()}
+        for name, options in FORM_OPTIONS.items():
+            if offered(fields[name], options, None) is None:
+                raise ValueError(f"That is not one of the choices for {FORM_WORDS[name]}: pick it "
+                                 "again from its menu.")
         fields["hidden"] = (parse_hidden(fields["hidden"]) if fields["kind"] == "dense"
                             else current.hidden)
         return cls(**fields)

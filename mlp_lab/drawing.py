@@ -20,6 +20,29 @@ MAX_CANVAS_SIDE = 4 * CANVAS_SIZE
 MAX_DATA_URL_CHARS = 4 * 2**20  # the PNG of a 1120x1120 RGBA canvas is at most ~5 MB raw,
 PNG_PREFIX = "data:image/png;base64,"  # a drawing of strokes compresses to a few kB
 UNREADABLE = "The drawing could not be read. Press Clear and draw again."
+CLEARED = "The drawing could not be read, so the box was cleared. Draw your digit again."
+_FIT_KEYS = ("naturalWidth", "naturalHeight", "scaleX", "scaleY", "offsetX", "offsetY")
+
+
+def canvas_state_ok(state) -> bool:
+    """Could the canvas component have sent ``state`` (or nothing yet)? The component
+    reads it before our parser does (``st_canvas`` calls ``.get`` on its parts and indexes
+    ``backgroundFit``), so a page checks it first and gives a state that fails here to no
+    canvas: it remounts an empty one (a new key). Never raises."""
+    if state is None:
+        return True
+    try:
+        if not isinstance(state, dict):
+            return False
+        drawing, fit = state.get("drawing"), state.get("backgroundFit")
+        if drawing is not None and not (
+                isinstance(drawing, dict) and isinstance(drawing.get("raw"), (dict, type(None)))
+                and isinstance(drawing.get("data"), (str, type(None)))):
+            return False
+        return fit is None or (isinstance(fit, dict) and all(
+            isinstance(fit.get(k), (int, float)) and not isinstance(fit.get(k), bool) for k in _FIT_KEYS))
+    except Exception:  # noqa: BLE001 (a dict subclass with a hostile .get)
+        return False
 
 
 def canvas_pixels(state) -> tuple[np.ndarray | None, str | None]:

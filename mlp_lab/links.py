@@ -16,6 +16,7 @@ from .keeper import get_keeper
 from .lab import LabSession
 from .store import StoreError
 from .teaching import LESSONS_BY_KEY, params_to_settings, settings_to_params
+from .text import plain, quoted
 
 APPLIED_KEY = "link_applied"  # the link of the first visit has been read
 LESSON_KEY = "lesson"  # the lesson the user started (its key), if any
@@ -63,7 +64,9 @@ def apply_link(lab: LabSession) -> None:
     choice, lr, steps, problems = parsed
     lesson = st.query_params.get("lesson")
     lesson = lesson if lesson in LESSONS_BY_KEY else None
-    ignored = ("Parts of this link were ignored: " + "; ".join(problems) + ".") if problems else ""
+    # The problems quote the link's values (cut short): the whole message is escaped, so
+    # that a value full of Markdown (a link, an image, :red[...]) shows as the text it is.
+    ignored = plain("Parts of this link were ignored: " + "; ".join(problems) + ".") if problems else ""
     if choice == lab.choice and lr == lab.lr:
         # The lab has these settings already: a reload of the app's own address (it holds the
         # settings), or the same lesson again. The trained model stays.
@@ -78,10 +81,11 @@ def apply_link(lab: LabSession) -> None:
         try:
             get_keeper().keep(st.session_state["student_id"], lab, name)
         except StoreError as exc:
-            st.toast(f"The link's settings were not used, so that your trained model stays: it could "
-                     f"not be kept in My models. {exc}", icon=":material/link_off:", duration="long")
+            st.toast(plain(f"The link's settings were not used, so that your trained model stays: it "
+                           f"could not be kept in My models. {exc}"), icon=":material/link_off:",
+                     duration="long")
             return
-        kept = f" Your trained model is kept in My models (Model page) as \"{name}\"."
+        kept = plain(f" Your trained model is kept in My models (Model page) as {quoted(name, 120, '“”')}.")
     refused = install(lab, choice, lr, steps, lesson=lesson)
     if refused:
         st.toast(f"The link's settings were not used: {refused}", icon=":material/link_off:",
@@ -90,7 +94,7 @@ def apply_link(lab: LabSession) -> None:
     if problems:
         st.toast(ignored + kept, icon=":material/link_off:")
     else:
-        st.toast(f"Settings from the link: {lab.model.describe()}, {choice.describe_training()}.{kept}",
+        st.toast(plain(f"Settings from the link: {lab.model.describe()}, {choice.describe_training()}.") + kept,
                  icon=":material/link:")
 
 

@@ -26,11 +26,12 @@ import streamlit as st
 
 from mlp_core.blas import set_blas_threads
 
-from . import config, figures
+from . import config, drawing, figures
 from .keeper import Attached, get_keeper
 from .lab import LabEnded, LabSession, LabStatus
 from .ratelimit import TokenBucket
 from .store import is_student_id, new_student_id
+from .text import NAME_CHARS, plain
 
 # One BLAS thread for the whole server process: many sessions train at once on a few cores,
 # and OpenBLAS's own threads waiting for each other made training many times slower
@@ -135,6 +136,60 @@ class FigureCache:
 
 
 FIGURES = FigureCache()
+
+
+class OneLineLog(logging.Filter):
+    """Drops the traceback from a log record, keeping its one line: for what a hand-made
+    websocket message causes (Streamlit logs a canvas value that is not JSON with its
+    whole traceback, once per message)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} [{type(exc).__name__}]"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# The canvas's state as the browser sent it: Streamlit logs one that is not JSON and uses
+# an empty one instead (mlp_lab.drawing then reads it as "nothing drawn").
+_BIDI_LOG = logging.getLogger("streamlit.components.v2.bidi_component.serialization")
+if not any(isinstance(f, OneLineLog) for f in _BIDI_LOG.filters):
+    _BIDI_LOG.addFilter(OneLineLog())
+
+
+def _read_bad_json_as_text() -> None:
+    """Streamlit 1.67 parses a component's state (JSON text from the browser) before the
+    script runs, to see whether it changed, and text that is not JSON raises there: the
+    page shows Streamlit's own exception box, which no try/except of ours can catch. Give
+    such text, unparsed, to the component's own reader, which was written for it (it logs
+    one line and uses an empty state). If a later Streamlit moves this function, nothing
+    is changed (tests/test_hostile_text_app.py then shows whether it is still needed)."""
+    try:
+        from streamlit.runtime.state import common  # noqa: PLC0415 (Streamlit's internals)
+        from streamlit.runtime.state import session_state as state_module  # noqa: PLC0415
+    except ImportError:
+        return
+    original = getattr(common, "unpack_widget_state_value", None)
+    if original is None or getattr(original, "reads_bad_json_as_text", False):
+        return
+
+    def unpack_widget_state_value(widget_state):
+        try:
+            return original(widget_state)
+        except ValueError:  # json.JSONDecodeError: only a json_value is parsed
+            if widget_state.WhichOneof("value") != "json_value":
+                raise
+            return widget_state.json_value
+
+    unpack_widget_state_value.reads_bad_json_as_text = True
+    for module in (common, state_module):
+        if getattr(module, "unpack_widget_state_value", None) is original:
+            module.unpack_widget_state_value = unpack_widget_state_value
+
+
+_read_bad_json_as_text()
 
 
 def digest(*arrays) -> str:
@@ -280,7 +335,7 @@ def status_lines(status: LabStatus) -> list[str]:
     else:
         lines.append(":gray-badge[Not training]")
     if status.source != "fresh weights":
-        lines.append(f"Loaded from {status.source}")
+        lines.append(f"Loaded from {plain(status.source, NAME_CHARS)}")  # a file's or a kept model's name
     return lines
 
 
@@ -312,6 +367,32 @@ def render_sidebar(lab: LabSession) -> None:
 
     with st.sidebar:
         sidebar_status()
+
+
+def canvas_key(prefix: str, round_key: str) -> tuple[str, str | None]:
+    """The key of this run's drawing canvas (``prefix_<round>``) and None; or, when the
+    browser sent a state no canvas sends (a hand-made message), the key of a fresh,
+    empty canvas and the message to show instead of a drawing. One line in the log."""
+    key = f"{prefix}_{st.session_state.get(round_key, 0)}"
+    state = st.session_state.get(key)
+    if drawing.canvas_state_ok(state):
+        return key, None
+    log.warning("canvas %s: the browser sent a value no canvas sends; a fresh canvas replaces it", key)
+    return _next_canvas(prefix, round_key), drawing.CLEARED
+
+
+def canvas_failed(prefix: str, round_key: str, exc: Exception) -> str:
+    """The canvas component raised on the browser's value: one line in the log, a fresh
+    canvas at the next run, and the message to show (never a traceback)."""
+    log.warning("canvas %s: the component could not read the browser's value (%s); a fresh canvas "
+                "replaces it", prefix, type(exc).__name__)
+    _next_canvas(prefix, round_key)
+    return drawing.CLEARED
+
+
+def _next_canvas(prefix: str, round_key: str) -> str:
+    st.session_state[round_key] = st.session_state.get(round_key, 0) + 1
+    return f"{prefix}_{st.session_state[round_key]}"
 
 
 def friendly_error(exc: BaseException) -> None:

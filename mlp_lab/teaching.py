@@ -23,6 +23,7 @@ from .choices import (BATCH_SIZES, DEFAULT_STEPS, LR_OPTIONS, SHIFTS, STEP_OPTIO
                       nearest_option, parse_hidden)
 from .pool import SharedJobs, server_wide
 from .shared_data import get_data
+from .text import quoted
 
 log = logging.getLogger("mlp_lab")
 
@@ -273,23 +274,28 @@ _LINK_FIELDS = {"hidden": ("hidden", parse_hidden), "act": ("activation", str),
                 "loss": ("loss", str), "init": ("init", str), "opt": ("optimizer", str),
                 "batch": ("batch_size", int), "sched": ("schedule", str), "shift": ("shift", int)}
 _OFFERED = {"batch_size": BATCH_SIZES, "shift": SHIFTS}  # fields the pages offer a few values of
+MAX_LINK_VALUE = 200  # characters: a real link's values are a few; a longer one is ignored unread
 
 
 def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | None:
     """Query parameters back to ``(choice, lr, steps, problems)``; None when the link holds
     no settings. A lesson key sets everything; other parameters then adjust it. Unknown or
     invalid values are skipped and listed in ``problems`` (a mistyped link still opens)."""
-    params = {k: (v[-1] if isinstance(v, list) else v) for k, v in dict(params).items()
-              if k in _PARAMS}
+    params = {k: str(v[-1] if isinstance(v, list) else v) for k, v in dict(params).items()
+              if k in _PARAMS and (not isinstance(v, list) or v)}
     if not params:
         return None
     problems: list[str] = []
+    for name, value in list(params.items()):
+        if len(value) > MAX_LINK_VALUE:  # never parsed, never echoed
+            problems.append(f"{name}= is too long ({len(value):,} characters)")
+            del params[name]
     lesson = LESSONS_BY_KEY.get(params.get("lesson", ""))
     if "lesson" in params and lesson is None:
-        problems.append(f"no lesson called {params['lesson']!r}")
+        problems.append(f"there is no lesson called {quoted(params['lesson'])}")
     kind = params.get("model", lesson.choice.kind if lesson else "dense")
     if kind not in ("dense", "notebook"):
-        problems.append(f"model must be dense or notebook, not {kind!r}")
+        problems.append(f"model must be dense or notebook, not {quoted(kind)}")
         kind = "dense"
     if lesson and lesson.choice.kind == kind:
         choice, lr = lesson.choice, lesson.lr
@@ -303,17 +309,17 @@ def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | No
         try:
             value = parse(params[name])
         except ValueError:
-            problems.append(f"{name}={params[name]!r} is not valid")
+            problems.append(f"{name}={quoted(params[name])} is not valid")
             continue
         if field_name in _OFFERED and value not in _OFFERED[field_name]:
-            problems.append(f"{name}={params[name]!r} is not one of {_OFFERED[field_name]}")
+            problems.append(f"{name}={quoted(params[name])} is not one of {_OFFERED[field_name]}")
             continue
         candidate = replace(choice, **{field_name: value})
         try:
             candidate.build()  # the engine refuses bad names
             candidate.train_config(lr)
         except (ValueError, TypeError):
-            problems.append(f"{field_name}={value!r} is not valid")
+            problems.append(f"{name}={quoted(params[name])} is not valid")
             continue
         choice = candidate
     if "lr" in params:
@@ -323,10 +329,10 @@ def params_to_settings(params) -> tuple[ModelChoice, float, int, list[str]] | No
                 raise ValueError
             lr = nearest_option(value, LR_OPTIONS)
         except ValueError:
-            problems.append(f"lr={params['lr']!r} is not a positive number")
+            problems.append(f"lr={quoted(params['lr'])} is not a positive number")
     if "steps" in params:
         try:
             steps = min(STEP_OPTIONS, key=lambda s: abs(s - int(params["steps"])))
         except ValueError:
-            problems.append(f"steps={params['steps']!r} is not a whole number")
+            problems.append(f"steps={quoted(params['steps'])} is not a whole number")
     return choice, lr, steps, problems

@@ -10,6 +10,7 @@ from mlp_lab.keeper import get_keeper
 from mlp_lab.links import follow_new_model
 from mlp_lab.session import get_lab, student_id
 from mlp_lab.store import StoreError
+from mlp_lab.text import NAME_CHARS, plain, shorten
 
 lab = get_lab()
 keeper = get_keeper()
@@ -18,7 +19,9 @@ KEEP_NAME = "keep_name"
 
 def _kind_changed() -> None:
     """Switching model kind loads that kind's own settings (the notebook's, or the best dense)."""
-    st.session_state.update(ModelChoice.preset(st.session_state[FORM_KEYS["kind"]]).form_values())
+    kind = st.session_state[FORM_KEYS["kind"]]
+    if kind in KINDS:  # else a hand-made value: the Make button then says so
+        st.session_state.update(ModelChoice.preset(kind).form_values())
 
 
 def _apply() -> None:
@@ -38,13 +41,13 @@ def _uploaded() -> None:
     file = st.session_state.get(key)
     if file is None:
         return
-    message = lab.load_bytes(file.getvalue(), file.name)
+    message = lab.load_bytes(file.getvalue(), shorten(file.name, NAME_CHARS))  # the browser names it
     if message:
         st.session_state["model_message"] = ("error", message)
     else:
         follow_new_model()
         st.session_state["model_message"] = (
-            "success", f"Loaded {file.name}: {lab.model.describe()}, trained {lab.trainer.step:,} steps "
+            "success", f"Loaded {lab.source}: {lab.model.describe()}, trained {lab.trainer.step:,} steps "
                        "so far. You can keep training it, look at its weights or test it."
                        + (f" {lab.load_note}" if lab.load_note else ""))
     st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # empty uploader
@@ -118,8 +121,8 @@ st.info(f"**Current model:** {status.description}, {status.n_params:,} weights a
         f"trained {status.step:,} steps ({lab.choice.describe_training()}).")
 
 message = st.session_state.pop("model_message", None)
-if message:
-    (st.success if message[0] == "success" else st.error)(message[1])
+if message:  # it quotes file names, a file's contents or typed text: shown as plain text
+    (st.success if message[0] == "success" else st.error)(plain(message[1]))
 
 st.header("Choose a model")
 st.caption("Pick a network and how it learns, then press the button to make it with fresh random "
@@ -173,8 +176,8 @@ st.caption("Your current model is saved on this server as you work: reloading th
            "connection or a restart of the server bring it back in this browser. To come back to "
            "a model later, keep it under a name; to take it elsewhere, download it.")
 message = st.session_state.pop("kept_message", None)
-if message:
-    (st.success if message[0] == "success" else st.error)(message[1])
+if message:  # it quotes the name a student typed: shown as plain text
+    (st.success if message[0] == "success" else st.error)(plain(message[1]))
 k1, k2 = st.columns([3, 1], vertical_alignment="bottom")
 k1.text_input("Name", key=KEEP_NAME, max_chars=80, placeholder=_suggested_name(),
               help="A name to find this model by (left empty: the one shown). Keeping a second "
@@ -197,6 +200,8 @@ if kept_models:
     names = [m.name for m in kept_models]
     chosen = st.selectbox("Kept model", names, key="kept_choice",
                           help="Choose one of your kept models, then load, download or delete it.")
+    chosen = chosen if chosen in names else names[0]  # a hand-made value is not one of them
+    shown = plain(chosen, NAME_CHARS)  # the name as Markdown shows it, literally
     m1, m2, m3, _ = st.columns([1, 1, 1, 3])
     m1.button("Load", on_click=_load_kept, args=(chosen,), width="stretch",
               help="Makes this kept model your current model (with its steps and curves). The "
@@ -211,8 +216,8 @@ if kept_models:
                        on_click="ignore", width="stretch", help="This kept model as an .npz file.")
     if st.session_state.get("confirm_delete") == chosen:
         m3.button("Yes, delete", type="primary", on_click=_delete_kept, args=(chosen,),
-                  width="stretch", help=f"Deletes “{chosen}” for good.")
-        st.caption(f"Delete “{chosen}” for good? Press **Yes, delete** to confirm.")
+                  width="stretch", help=f"Deletes “{shown}” for good.")
+        st.caption(f"Delete “{shown}” for good? Press **Yes, delete** to confirm.")
     else:
         m3.button("Delete…", on_click=lambda: st.session_state.update(confirm_delete=chosen),
                   width="stretch", help="Deletes this kept model (you are asked to confirm).")

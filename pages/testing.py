@@ -6,7 +6,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mlp_lab import figures
 from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas_state, random_batch
-from mlp_lab.session import FIGURES, digest, get_lab, guarded
+from mlp_lab.session import FIGURES, canvas_failed, canvas_key, digest, get_lab, guarded
 
 lab = get_lab()
 data = lab.data
@@ -48,14 +48,19 @@ def draw_and_predict() -> None:
     with draw:
         st.subheader("1. Draw a digit")
         st.caption("Hold the mouse button down and draw one digit, big, in the black box.")
-        canvas_key = f"canvas_{st.session_state.get('canvas_round', 0)}"
-        st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
-                  background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
-                  drawing_mode="freedraw", return_image_data=True, key=canvas_key)
+        # A state no canvas sends (a hand-made message) never reaches the component: a
+        # fresh canvas replaces it, and the page says so.
+        key, cleared = canvas_key("canvas", "canvas_round")
+        try:
+            st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
+                      background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
+                      drawing_mode="freedraw", return_image_data=True, key=key)
+        except Exception as exc:  # noqa: BLE001 (its value comes from the network)
+            cleared = canvas_failed("canvas", "canvas_round", exc)
         st.button("Clear", on_click=_clear, help="Wipe the canvas to draw another digit.")
     # The component's state as the browser sent it, parsed by our own checked reader
     # (size caps before decoding; anything malformed becomes a message, never a traceback).
-    image, problem = digit_from_canvas_state(st.session_state.get(canvas_key))
+    image, problem = (None, cleared) if cleared else digit_from_canvas_state(st.session_state.get(key))
     with seen:
         st.subheader("2. What the network sees")
         if image is None:

@@ -8,7 +8,8 @@ from streamlit_drawable_canvas import st_canvas
 from mlp_core.explain import hidden_activations, naive_resize, occlusion, saliency
 from mlp_lab import teaching_figures as tf
 from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, canvas_pixels, digit_from_canvas
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.choices import offered
+from mlp_lab.session import canvas_failed, canvas_key, get_lab, guarded
 
 lab = get_lab()
 METHODS = {"gradient": "Gradient × input", "occlusion": "Occlusion (hide a square)"}
@@ -37,14 +38,17 @@ def why_view() -> None:
     draw, ab = st.columns([1, 2])
     with draw:
         st.subheader("Draw a digit")
-        canvas_key = f"why_canvas_{st.session_state.get('why_round', 0)}"
-        st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
-                  background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
-                  drawing_mode="freedraw", return_image_data=True, key=canvas_key)
+        key, cleared = canvas_key("why_canvas", "why_round")  # see pages/testing.py
+        try:
+            st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
+                      background_color="#000000", height=CANVAS_SIZE, width=CANVAS_SIZE,
+                      drawing_mode="freedraw", return_image_data=True, key=key)
+        except Exception as exc:  # noqa: BLE001 (its value comes from the network)
+            cleared = canvas_failed("why_canvas", "why_round", exc)
         st.button("Clear", key="why_clear", on_click=_clear,
                   help="Wipe the canvas to draw another digit.")
     # The browser's message, read by the checked parser (size caps before decoding).
-    pixels, problem = canvas_pixels(st.session_state.get(canvas_key))
+    pixels, problem = (None, cleared) if cleared else canvas_pixels(st.session_state.get(key))
     centred, problem = (None, problem) if problem else digit_from_canvas(pixels)
     naive = naive_resize(np.asarray(pixels)) if centred is not None else None
     with ab:
@@ -78,12 +82,14 @@ def why_view() -> None:
                           format_func=lambda d: f"{d} (its answer)" if d == answer else str(d),
                           help="Which digit's score to explain. Pick another digit to see which "
                                "pixels argue for it, or against it.")
+    target = offered(target, range(10), answer)  # a hand-made value is none of the ten
     method = c2.radio("Method", list(METHODS), format_func=METHODS.get, key="why_method",
                       horizontal=True,
                       help="Gradient × input: how much each inked pixel pushes the score, "
                            "computed by backpropagation down to the pixels. Occlusion: black out "
                            "a small square at every position and see how much the network's "
                            "certainty drops.")
+    method = offered(method, tuple(METHODS), "gradient")
     heat = saliency(model, centred, target) if method == "gradient" else occlusion(model, centred, target)
     left, right = st.columns([1, 2])
     with left:

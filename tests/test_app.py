@@ -22,6 +22,7 @@ from mlp_lab.session import clear_sessions, status_lines
 from mlp_lab.shared_data import get_data
 from mlp_lab.choices import ModelChoice
 from mlp_lab.lab import LabSession, loss_trend
+from mlp_lab.text import shown
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("pages/model.py", "pages/train.py", "pages/weights.py", "pages/testing.py")
@@ -246,7 +247,8 @@ def test_download_then_upload_round_trip_and_a_bad_upload(app):
     app.run()
     app.file_uploader[0].upload("mine.npz", saved).run()
     assert_clean(app)
-    assert any("Loaded mine.npz" in s.value and "trained 100 steps so far" in s.value for s in app.success)
+    assert any("Loaded mine.npz" in shown(s.value) and "trained 100 steps so far" in shown(s.value)
+               for s in app.success)
     assert lab.status().step == 100  # the file's own steps, not 0 (the sidebar shows them)
     assert "Steps trained: **100**" in " ".join(m.value for m in app.sidebar.markdown)
     for name, value in lab.model.params.items():
@@ -254,7 +256,7 @@ def test_download_then_upload_round_trip_and_a_bad_upload(app):
     before = lab.model
     app.file_uploader[0].upload("broken.npz", b"this is not a model").run()
     assert_clean(app)
-    assert any("not a valid MLP Lab model" in e.value and "unchanged" in e.value for e in app.error)
+    assert any("not a valid MLP Lab model" in shown(e.value) and "unchanged" in e.value for e in app.error)
     assert lab.model is before
 
 
