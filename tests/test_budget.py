@@ -23,6 +23,7 @@ from mlp_lab.choices import ModelChoice
 from mlp_lab.keeper import LabKeeper, get_keeper
 from mlp_lab.lab import ENDED_TEXT, LabEnded, LabSession
 from mlp_lab.session import clear_sessions
+from mlp_lab.text import shown
 from mlp_lab.store import SQLiteStore, StoreError, new_student_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +196,7 @@ def test_the_app_refuses_a_link_beyond_the_budget_with_a_toast():
         assert not at.exception
         lab = at.session_state["lab"]
         assert lab.choice.hidden == (256, 128)
-        toasts = [t.value for t in at.toast]
+        toasts = [shown(t.value) for t in at.toast]
         assert any(t.startswith("The link's settings were not used: The server has no room for a "
                                 "network this large right now") and "Your current model is unchanged" in t
                    for t in toasts), toasts
@@ -211,7 +212,7 @@ def test_the_model_page_refuses_a_model_beyond_the_budget():
         at.text_input(key="m_hidden").set_value("1024, 1024, 1024, 1024").run()
         at.button[0].click().run()
         assert not at.exception
-        errors = [e.value for e in at.error]
+        errors = [shown(e.value) for e in at.error]
         assert any(e.startswith("The server has no room for a network this large right now") for e in errors), errors
         assert lab.model is before
     finally:
@@ -222,10 +223,10 @@ def test_the_model_page_shows_the_float64_note_and_refuses_a_huge_upload():
     at = _app(limit_mb=10_000)
     try:
         at.file_uploader[0].upload("f64.npz", _file((32,), np.float64)).run()
-        assert any("Loaded f64.npz" in s.value and "converted" in s.value for s in at.success)
+        assert any("Loaded f64.npz" in shown(s.value) and "converted" in s.value for s in at.success)
         at.file_uploader[0].upload("big.npz", _file((3000, 3000), np.float64, compressed=True)).run()
-        assert any(e.value == "Could not load big.npz: its network has 2 hidden layers of 3,000 neurons; "
-                   "MLP Lab trains up to 4 layers of 1,024. Your current model is unchanged."
+        assert any(shown(e.value) == "Could not load big.npz: its network has 2 hidden layers of 3,000 "
+                   "neurons; MLP Lab trains up to 4 layers of 1,024. Your current model is unchanged."
                    for e in at.error), [e.value for e in at.error]
         assert not at.exception
     finally:
