@@ -104,31 +104,26 @@ def test_a_hand_made_drawing_message_gets_a_message_not_a_traceback(server):
             canvas_id, fragment = student.canvas
             rss_before = server.rss_mb()
             for value in (_bomb_png(), "data:image/png;base64,!!!", 12, ["x"]):
+                canvas_id, fragment = student.canvas  # a value it cannot read gets a fresh canvas
                 student.values[canvas_id] = ("json_value", json.dumps(
                     {"drawing": {"raw": {"objects": []}, "data": value}}))
                 await student.act(
                     "hostile drawing",
                     lambda run: None if run.has_text("could not be read") else
                     f"no message; the page said {run.texts()[:6]}", fragment_id=fragment)
-            # Not even JSON: Streamlit's own widget code fails on it before our script runs
-            # (no browser sends this). The student gets Streamlit's redacted box: no message,
-            # no stack, nothing of the server's code. That session stays broken (Streamlit
-            # keeps the bad value and fails on it at every run until a reload); the others
-            # are not touched.
-            clean_log = server.log()  # Streamlit logs that one for the teacher: not before
+            # Not even JSON: Streamlit's own widget code would fail on it before our script
+            # runs (no browser sends this); mlp_lab/session.py has it read as an empty
+            # canvas. The student gets the page, no error box; the log gets one line.
+            canvas_id, fragment = student.canvas
             student.values[canvas_id] = ("json_value", "not json at all {")
-            leaks = []
 
-            def redacted(run):
-                for kind, element, _ in run.elements:
-                    if kind == "exception":
-                        leaks.append((element.exception.stack_trace, element.exception.message))
-                return None
+            def no_box(run):
+                if any(kind == "exception" for kind, _, _ in run.elements):
+                    return "an exception box"
+                return None if run.has_text("Draw a digit") else f"the page said {run.texts()[:6]}"
 
-            await student.act("not json", redacted, fragment_id=fragment)
-            assert leaks and all(not stack and "redacted" in message for stack, message in leaks)
-            assert len(errors) == len(leaks)  # the client reported exactly that box
-            errors.clear()
+            await student.act("not json", no_box, fragment_id=fragment)
+            clean_log = server.log()
             return server.rss_mb() - rss_before, clean_log
         finally:
             await student.close()
