@@ -28,7 +28,7 @@ from mlp_core.blas import set_blas_threads
 
 from . import config, drawing, figures
 from .keeper import Attached, get_keeper
-from .lab import LabEnded, LabSession, LabStatus
+from .lab import FRESH_SOURCE, LabEnded, LabSession, LabStatus
 from .ratelimit import TokenBucket
 from . import uploads
 from .store import is_student_id, new_student_id
@@ -349,7 +349,7 @@ def status_lines(status: LabStatus) -> list[str]:
         lines.append(":red-badge[:material/error: Last run diverged] see the Train page")
     else:
         lines.append(":gray-badge[Not training]")
-    if status.source != "fresh weights":
+    if status.source != FRESH_SOURCE:
         lines.append(f"Loaded from {plain(status.source, NAME_CHARS)}")  # a file's or a kept model's name
     return lines
 
