@@ -354,7 +354,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.training, args.rounds = 8, 2, args.rounds or 1
-    rounds = args.rounds or 20  # a round is ~15 s of a student's actions and pauses
+    rounds = args.rounds or 32  # a round is ~9 s of a student's actions and pauses: ~5 minutes
     if not (1 <= args.sessions <= 60 and 1 <= rounds <= 40):
         parser.error("--sessions must be 1-60 and --rounds 1-40 (the test is bounded)")
     random.seed(0)
