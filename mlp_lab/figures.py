@@ -281,9 +281,10 @@ def probability_figure(probabilities: np.ndarray, *, height: int = 300) -> go.Fi
     return fig
 
 
-def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 8) -> go.Figure:
+def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 4) -> go.Figure:
     """Test images with the network's answer above each: green ✓ right, red ✗ wrong
-    (with the true digit). ``images`` (n, 28, 28) in [0, 1]."""
+    (with the true digit). ``images`` (n, 28, 28) in [0, 1]. Four columns: a label such as
+    "✗ 3 (is 5)" is wider than a phone's eighth of the screen."""
     images = np.asarray(images, dtype=np.float32)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or not len(images) == len(y_true) == len(y_pred):
@@ -333,11 +334,67 @@ def confusion_figure(confusion: np.ndarray, *, height: int = 460) -> go.Figure:
                       "<extra></extra>"))
     fig.update_layout(title=dict(text="Confusion matrix: which digits get mixed up"), height=height,
                       margin=dict(l=10, r=10, t=40, b=10),
+                      # Square cells: scaleanchor alone widened the x range to fill the chart
+                      # (the answers ran from -7 to 16); constrain="domain" narrows the chart
+                      # instead, and both ranges are the ten digits.
                       xaxis=dict(title=dict(text="the network's answer"), tickmode="linear", dtick=1,
-                                 side="bottom"),
+                                 side="bottom", range=[-0.5, 9.5], constrain="domain"),
                       yaxis=dict(title=dict(text="true digit"), tickmode="linear", dtick=1,
-                                 autorange="reversed", scaleanchor="x"))
+                                 range=[9.5, -0.5], scaleanchor="x", constrain="domain"))
     return fig
+
+
+# --- text alternatives ---------------------------------------------------------------------
+# One line a screen reader says for each chart (``st.plotly_chart(..., alt=...)``).
+def probability_summary(probabilities: np.ndarray) -> str:
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    first, second = (int(d) for d in np.argsort(p)[::-1][:2])
+    return (f"Bar chart of how sure the network is of each digit: {first} at {p[first]:.0%}, "
+            f"next {second} at {p[second]:.0%}.")
+
+
+def samples_summary(y_true, y_pred) -> str:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = [f"{int(a)} for a {int(t)}" for t, a in zip(y_true, y_pred) if int(t) != int(a)]
+    text = f"{len(y_true)} test images with the network's answers: {len(y_true) - len(wrong)} right"
+    return text + (f", {len(wrong)} wrong (it answered {', '.join(wrong)})." if wrong else ".")
+
+
+def confusion_summary(confusion: np.ndarray) -> str:
+    cm = np.asarray(confusion, dtype=np.int64)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    text = (f"Confusion matrix of {int(cm.sum()):,} test images, true digit by the network's answer: "
+            f"{int(np.trace(cm)):,} right")
+    if off.sum() == 0:
+        return text + ", no mix-ups."
+    true, answered = np.unravel_index(int(np.argmax(off)), off.shape)
+    return text + f"; the most frequent mix-up is {true} read as {answered} ({int(off[true, answered]):,} times)."
+
+
+def figure_summary(fig: go.Figure) -> str:
+    """A generic one-line text alternative: the chart's kind and title, and for curves
+    where each ends (the teaching pages' charts, the training curves)."""
+    kinds = {"scatter": "Line chart", "bar": "Bar chart", "heatmap": "Heatmap", "histogram": "Histogram"}
+    kind = kinds.get(fig.data[0].type, "Chart") if fig.data else "Chart"
+    title = fig.layout.title.text or ""
+    title = title.replace("<b>", "").replace("</b>", "").replace("<br>", " ")
+    ends = []
+    for trace in fig.data:
+        if trace.type == "scatter" and trace.y is not None and len(trace.y) and trace.name:
+            ends.append(f"{trace.name} ends at {_short(trace.y[-1])}")
+    text = f"{kind}: {title}" if title else kind
+    if fig.data and fig.data[0].type == "scatter" and not ends and all(t.y is None or not len(t.y) for t in fig.data):
+        text += " (no data yet)"
+    return text + (f"; {'; '.join(ends[:4])}." if ends else ".")
+
+
+def _short(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{value:.3g}" if math.isfinite(value) else "not a number"
 
 
 def warm_up() -> None:

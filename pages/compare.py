@@ -4,7 +4,7 @@ the ladder of one-change-at-a-time steps between them."""
 import streamlit as st
 
 from mlp_lab import teaching_figures as tf
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import get_lab, guarded, show_chart
 from mlp_lab.teaching import (DEFAULT_LADDER_STEPS, LADDER, LADDER_STEPS, NOTEBOOK_RERUNS,
                               NOTEBOOK_STORY, RERUN_KEY, RUNGS, get_experiments, ladder_summary)
 
@@ -79,16 +79,16 @@ def ladder_view(polling: bool) -> None:
                           help="Wall time of its training steps on this server.")
         done = [k for k in ORDER if k in results]
         curves = [(k, RUNGS[k].title, results[k].val_steps, results[k].val_accuracy) for k in done]
-        st.plotly_chart(tf.ladder_accuracy_figure(curves), key="ladder_accuracy")
-        st.subheader("The ladder: one change at a time")
+        show_chart(st, tf.ladder_accuracy_figure(curves), key="ladder_accuracy")
+        st.header("The ladder: one change at a time")
         st.caption("Each bar is one version, trained for the same number of steps. Read it left "
                    "to right: the difference between two neighbours is what that one change bought.")
-        st.plotly_chart(tf.ladder_bar_figure([RUNGS[k].title for k in done],
+        show_chart(st, tf.ladder_bar_figure([RUNGS[k].title for k in done],
                                              [results[k].test_accuracy for k in done], done),
-                        key="ladder_bars")
+                   key="ladder_bars")
         st.dataframe(ladder_summary(results), hide_index=True, width="stretch")
         loss_curves = [(k, RUNGS[k].title, results[k].loss_steps, results[k].losses) for k in done]
-        st.plotly_chart(tf.ladder_loss_figure(loss_curves), key="ladder_loss")
+        show_chart(st, tf.ladder_loss_figure(loss_curves), key="ladder_loss")
         st.caption("Careful: squared error (version 1) and cross-entropy (the others) measure "
                    "wrongness on different scales. Compare how the curves fall, not their heights.")
         with st.expander("What each change does, in plain words"):
@@ -110,7 +110,7 @@ rerun = experiments.result(RERUN_KEY, NOTEBOOK_RERUNS * 2000)
 if rerun is not None:
     st.metric("The notebook after 10 runs of its cell", f"{rerun.test_accuracy:.1%}",
               help="Test accuracy after 20,000 steps with the notebook's settings.")
-    st.plotly_chart(tf.ladder_accuracy_figure(
+    show_chart(st, tf.ladder_accuracy_figure(
         [(RERUN_KEY, "the notebook, 20,000 steps", rerun.val_steps, rerun.val_accuracy)]),
         key="rerun_accuracy")
     st.caption("Each run of the cell was 2,000 steps: the line stays flat near 10 % for several "

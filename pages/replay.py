@@ -6,7 +6,7 @@ import streamlit as st
 from mlp_lab import figures
 from mlp_lab.layers import layer_views
 from mlp_lab.replay import MAX_SECONDS, REPLAY_STEPS
-from mlp_lab.session import WAITING_POLL_SECONDS, get_lab, guarded
+from mlp_lab.session import WAITING_POLL_SECONDS, get_lab, guarded, show_chart
 
 lab = get_lab()
 PLAY_SECONDS = 0.7  # one snapshot per tick while playing
@@ -126,19 +126,19 @@ def frames(replay, playing: bool) -> None:
               help="Share of 500 unseen images this snapshot gets right.")
     loss = figures.loss_figure(replay.loss_steps, replay.losses, x_max=replay.steps[-1], height=240)
     loss.add_vline(x=step, line=dict(color="#cf222e", width=2))
-    st.plotly_chart(loss, key="replay_loss")
+    show_chart(st, loss, key="replay_loss")
     views = {v.weight: v for v in layer_views(replay)}
     if replay.kind == "dense":
         w1 = replay.weights("w1", i)[:, :64]  # (784, 64): the first 64 neurons
         st.caption(f"Below: the first 64 of layer 1's {replay.levels['w1'][i].shape[1]} neurons, "
                    "each drawn as a 28 × 28 picture of its 784 weights (one per pixel). Press "
                    "Play and compare step 0 with the last step.")
-        st.plotly_chart(figures.neuron_grid(w1, height=520, what="its weights, step " f"{step:,}"),
+        show_chart(st, figures.neuron_grid(w1, height=520, what="its weights, step " f"{step:,}"),
                         key="replay_grid")
     for name in replay.levels:
         view = views.get(name)
         title = view.title if view else name
-        st.plotly_chart(figures.weight_heatmap(replay.weights(name, i), f"{title} · step {step:,}",
+        show_chart(st, figures.weight_heatmap(replay.weights(name, i), f"{title} · step {step:,}",
                                                rows=view.rows if view else "",
                                                cols=view.cols if view else "",
                                                limit=replay.limits[name]),
