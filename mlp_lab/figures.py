@@ -134,10 +134,12 @@ def _colour_levels(values: np.ndarray, limit: float) -> tuple[np.ndarray, float,
     return values.astype(np.float32), limit, False
 
 
-def _colourbar(limit: float, quantized: bool, real_limit: float) -> dict:
-    if not quantized:
+def _colourbar(limit: float, quantized: bool, real_limit: float, strip: bool = False) -> dict:
+    """The colour bar's ticks: five, or three on a one-row strip (a bias), whose short bar
+    had its five labels written over each other."""
+    ticks = np.array([-1, 0, 1.0] if strip else [-1, -0.5, 0, 0.5, 1.0])
+    if not quantized and not strip:
         return dict(thickness=12)
-    ticks = np.array([-1, -0.5, 0, 0.5, 1.0])
     return dict(thickness=12, tickvals=(ticks * limit).tolist(),
                 ticktext=[f"{t * real_limit:+.3g}" if t else "0" for t in ticks])
 
@@ -163,16 +165,17 @@ def weight_heatmap(w: np.ndarray, name: str, *, rows: str = "", cols: str = "",
     hover = (f"{row_name} %{{y}}, {col_name} %{{x}}<extra></extra>" if quantized else
              f"{row_name} %{{y}}, {col_name} %{{x}}<br>value %{{z:.4f}}<extra></extra>")
     fig = go.Figure(go.Heatmap(z=z, zmin=-zlimit, zmax=zlimit, zmid=0, colorscale=DIVERGING,
-                               colorbar=_colourbar(zlimit, quantized, real_limit),
+                               colorbar=_colourbar(zlimit, quantized, real_limit, strip=w.shape[0] == 1),
                                hovertemplate=hover))
     if height is None:
-        height = 130 if w.shape[0] == 1 else int(min(520, max(220, 60 + 2.2 * w.shape[0])))
+        height = 160 if w.shape[0] == 1 else int(min(520, max(220, 60 + 2.2 * w.shape[0])))
+    # automargin and a standoff: the axis titles sit clear of the tick labels
     fig.update_layout(
         title=dict(text=f"{name} · shape {shape_text}"), height=height,
         margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(title=dict(text=cols) if cols else None, showgrid=False),
-        yaxis=dict(title=dict(text=rows) if rows else None, autorange="reversed", showgrid=False,
-                   showticklabels=w.shape[0] > 1),
+        xaxis=dict(title=dict(text=cols, standoff=6) if cols else None, showgrid=False, automargin=True),
+        yaxis=dict(title=dict(text=rows, standoff=6) if rows else None, autorange="reversed", showgrid=False,
+                   showticklabels=w.shape[0] > 1, automargin=True),
     )
     return fig
 

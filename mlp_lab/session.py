@@ -338,7 +338,8 @@ if (!window.mlpLabA11y) {
   window.mlpLabA11y = true;
   const fix = () => {
     document.querySelectorAll('[data-testid="stToast"]').forEach((toast) => {
-      const text = (toast.innerText || '').replace(/\\s+/g, ' ').trim().slice(0, 200);
+      const body = toast.querySelector('[data-testid="stMarkdownContainer"]') || toast;  // not the icon's name
+      const text = (body.innerText || '').replace(/\\s+/g, ' ').trim().slice(0, 200);
       const dialog = toast.closest('[role="alertdialog"]') || toast;
       if (text && dialog.getAttribute('aria-label') !== text) dialog.setAttribute('aria-label', text);
     });
