@@ -172,7 +172,7 @@ def weight_heatmap(w: np.ndarray, name: str, *, rows: str = "", cols: str = "",
     # automargin and a standoff: the axis titles sit clear of the tick labels
     fig.update_layout(
         title=dict(text=f"{name} · shape {shape_text}"), height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
+        margin=dict(l=10, r=10, t=40, b=45 if cols else 10),  # room for the axis title under its ticks
         xaxis=dict(title=dict(text=cols, standoff=6) if cols else None, showgrid=False, automargin=True),
         yaxis=dict(title=dict(text=rows, standoff=6) if rows else None, autorange="reversed", showgrid=False,
                    showticklabels=w.shape[0] > 1, automargin=True),
@@ -250,8 +250,9 @@ def histogram_figure(values: np.ndarray, name: str, *, bins: int = 60,
                              marker=dict(color=centres, colorscale=DIVERGING,
                                          cmin=-max(abs(lo), abs(hi)), cmax=max(abs(lo), abs(hi))),
                              hovertemplate="around %{x:.3g}: %{y} values<extra></extra>"))
-    fig.update_layout(title=dict(text=f"{name}: how many values of each size"), height=height,
-                      margin=dict(l=10, r=10, t=40, b=10), bargap=0, showlegend=False,
+    # On two lines: the histogram sits in a narrow column, where one line was cut off.
+    fig.update_layout(title=dict(text=f"{name}: how many values<br>of each size"), height=height,
+                      margin=dict(l=10, r=10, t=60, b=10), bargap=0, showlegend=False,
                       xaxis=dict(title=dict(text="value")), yaxis=dict(title=dict(text="count")))
     return fig
 

@@ -46,7 +46,7 @@ def step_view() -> None:
         optimizer = lab.trainer.optimizer
     step = one_step(model, optimizer, xb, yb, lr=lab.lr)
 
-    c1, c2, c3 = st.columns([1, 1, 2])
+    c1, c2, c3 = st.columns([3, 2, 2])
     c1.metric("Images in this batch", batch,
               help="The model's batch size (at most 64 here). The gradient is the average over them.")
     c2.metric("Loss on this batch", f"{step['loss']:.4f}",
@@ -79,9 +79,10 @@ def step_view() -> None:
         st.caption(f"{view.caption} Shape {' × '.join(map(str, w.shape))}; this step moved the "
                    f"weights by {ratio:.2%} of their typical size.")
         cols = st.columns(3)
-        for column, values, title in ((cols[0], w, f"{name}: the weights"),
-                                      (cols[1], g, f"∂L/∂{name}: the gradient"),
-                                      (cols[2], u, f"the update applied to {name}")):
+        # Short titles: three charts side by side leave each a third of the page.
+        for column, values, title in ((cols[0], w, f"{name}: weights"),
+                                      (cols[1], g, f"∂L/∂{name}: gradient"),
+                                      (cols[2], u, f"{name}: update")):
             show_chart(column, tf.gradient_heatmap(values, title), key=f"inside_{title}")
     st.caption("Why the gradient and the update look alike for SGD (update = −η × gradient) but "
                "not for Adam: Adam divides each weight's step by the typical size of its recent "

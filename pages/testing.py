@@ -51,9 +51,9 @@ def draw_and_predict() -> None:
     # a phone, the sidebar open): side by side on a laptop, stacked below ~900 px, so the
     # canvas is never cut and nothing covers the answer. The answer comes right after the
     # canvas, so on a phone it is under the finger that drew.
-    row = st.container(horizontal=True, gap="large")
-    draw, answer, seen = (row.container(width=CANVAS_SIZE + 20), row.container(width=320),
-                          row.container(width=CANVAS_SIZE + 20))
+    row = st.container(horizontal=True, gap="small")
+    draw, answer, seen = (row.container(width=CANVAS_SIZE + 10), row.container(width=300),
+                          row.container(width=CANVAS_SIZE + 10))
     with draw:
         st.subheader("1. Draw a digit")
         st.caption("With your finger or the mouse, draw one digit, big, in the black box.")

@@ -38,7 +38,7 @@ def why_view() -> None:
     # The canvas keeps its width and the A/B pictures wrap under it on a narrow screen (a
     # tablet, a phone): columns would squeeze the canvas and cut it.
     row = st.container(horizontal=True, gap="large")
-    draw, ab = row.container(width=CANVAS_SIZE + 20), row.container(width=460)
+    draw, ab = row.container(width=CANVAS_SIZE + 10), row.container(width=480)
     with draw:
         st.header("Draw a digit")
         key, cleared = canvas_key("why_canvas", "why_round")  # see pages/testing.py
@@ -61,7 +61,7 @@ def why_view() -> None:
             return
         model = lab.trainer.model_copy()  # the weights as they are now (also during a run)
         probs = model.predict_proba(np.stack([naive, centred]))  # (2, 10)
-        pair = st.container(horizontal=True, gap="medium")
+        pair = st.container(horizontal=True, gap="small")
         a, b = pair.container(width=220), pair.container(width=220)
         for column, label, image, p, note in (
                 (a, "A · Just shrunk", naive, probs[0],

@@ -227,7 +227,7 @@ def test_inside_page_shows_the_engines_gradients_and_the_equations(app):
     shown = heatmap_values(chart_by_title(app, "∂L/∂w3"))
     np.testing.assert_allclose(shown, grads["w3"], rtol=1e-5, atol=1e-7)
     # the update shown comes from a copy of the lab's own optimizer (Adam's moments included)
-    update = heatmap_values(chart_by_title(app, "the update applied to w3"))
+    update = heatmap_values(chart_by_title(app, "w3: update"))
     assert np.isfinite(update).all() and np.abs(update).max() > 0
     assert lab.trainer.optimizer.t == 30  # looking did not step the real optimizer
     latex = " ".join(x.value for x in app.latex)

@@ -117,6 +117,17 @@ def open_as(browser, trained, url: str, **device):
     return context, page
 
 
+def open_canvas_page(browser, trained, url: str, title: str, device: dict):
+    """The page on ``device``, its canvas whole: 280 × 280 and nothing of the page over it."""
+    context, page = open_as(browser, trained, url, **device)
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
+    page.locator("canvas.upper-canvas").first.wait_for()
+    page.wait_for_timeout(300)
+    canvas = page.evaluate(CANVAS_CORNERS_ON_TOP)
+    assert canvas["width"] == canvas["height"] == 280 and all(canvas["onTop"]), canvas
+    return context, page
+
+
 def draw_digit(page, touch: bool) -> None:
     page.locator("canvas.upper-canvas").first.wait_for()
     page.wait_for_timeout(300)
@@ -160,14 +171,9 @@ def test_every_page_at_every_width(browser, server, trained, axe_script, screens
 
 @pytest.mark.parametrize("device", [TABLET, PHONE], ids=["tablet", "phone"])
 def test_a_digit_drawn_with_a_finger_is_answered_in_view(browser, server, trained, device):
-    context, page = open_as(browser, trained, f"{server.url}/testing", **device)
+    context, page = open_canvas_page(browser, trained, f"{server.url}/testing", "Test", device)
     try:
-        page.get_by_role("heading", name="Test", exact=True).first.wait_for()
-        page.locator("canvas.upper-canvas").first.wait_for()
-        page.wait_for_timeout(300)
         assert metric_value(page, "Prediction") == "–"
-        canvas = page.evaluate(CANVAS_CORNERS_ON_TOP)
-        assert canvas["width"] == canvas["height"] == 280 and all(canvas["onTop"]), canvas
         page.locator("canvas.upper-canvas").first.scroll_into_view_if_needed()
         scrolled = page.evaluate(SCROLLED)
         touch_stroke(page, ONE)
@@ -209,13 +215,8 @@ def test_a_digit_drawn_with_a_finger_is_answered_in_view(browser, server, traine
 
 @pytest.mark.parametrize("device", [TABLET, PHONE], ids=["tablet", "phone"])
 def test_why_page_with_a_finger(browser, server, trained, device):
-    context, page = open_as(browser, trained, f"{server.url}/why", **device)
+    context, page = open_canvas_page(browser, trained, f"{server.url}/why", "Why this answer", device)
     try:
-        page.get_by_role("heading", name="Why this answer", exact=True).first.wait_for()
-        page.locator("canvas.upper-canvas").first.wait_for()
-        page.wait_for_timeout(300)
-        canvas = page.evaluate(CANVAS_CORNERS_ON_TOP)
-        assert canvas["width"] == 280 and all(canvas["onTop"]), canvas
         touch_stroke(page, ONE)
         page.get_by_text("Why: which pixels decided it").wait_for()
         canvas_box = box_of(page.locator("canvas.upper-canvas").first)
