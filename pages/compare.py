@@ -106,7 +106,7 @@ st.markdown(NOTEBOOK_STORY)
 st.button(f"Re-run the notebook's cell {NOTEBOOK_RERUNS} times ({NOTEBOOK_RERUNS * 2000:,} steps)",
           on_click=_run_rerun, disabled=experiments.busy,
           help="Trains the notebook's network for 20,000 steps, as ten runs of its cell did "
-               "(about 5 seconds here), and draws its accuracy as it goes.")
+               "(5-10 seconds, more on a busy server), and draws its accuracy as it goes.")
 # Polls while the server-wide worker is busy: the re-run takes several seconds, and its
 # progress is shown here, under the button the student pressed (not only at the top).
 @st.fragment(run_every=1.0 if experiments.busy else None)
