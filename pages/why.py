@@ -50,6 +50,7 @@ def why_view() -> None:
             cleared = canvas_failed("why_canvas", "why_round", exc)
         st.button("Clear", key="why_clear", on_click=_clear,
                   help="Wipe the canvas to draw another digit.")
+        st.caption("The canvas takes a finger, a pen or a mouse, not the keyboard.")
     # The browser's message, read by the checked parser (size caps before decoding).
     pixels, problem = (None, cleared) if cleared else canvas_pixels(st.session_state.get(key))
     centred, problem = (None, problem) if problem else digit_from_canvas(pixels)
