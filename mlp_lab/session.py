@@ -28,7 +28,7 @@ from mlp_core.blas import set_blas_threads
 
 from . import config, drawing, figures
 from .keeper import Attached, get_keeper
-from .lab import LabEnded, LabSession, LabStatus
+from .lab import FRESH_SOURCE, LabEnded, LabSession, LabStatus
 from .ratelimit import TokenBucket
 from . import uploads
 from .store import is_student_id, new_student_id
@@ -48,6 +48,20 @@ except ImportError:  # Plotly and Streamlit work without it
     pass
 
 log = logging.getLogger("mlp_lab")
+
+
+def _keep_clicks_in_replaced_fragments(app_session, request) -> None:
+    """A click inside a fragment (Clear, a stroke on the canvas) that reaches the server
+    while a full run redraws the page (the sidebar's when a run ends or leaves the line)
+    names a fragment that run has not made again yet, and Streamlit drops such a request
+    unseen: the student's click is lost (on a busy machine, the 5-minute class of
+    ``loadtest/hostile.py`` had 3-5 clicks of training students that got no answer). Run
+    the whole page with it instead; a timer's refresh of a fragment that is gone is still
+    dropped."""
+    fragment = request.fragment_id
+    has_fragment = getattr(app_session, "has_fragment", None)
+    if fragment and not request.is_auto_rerun and has_fragment is not None and not has_fragment(fragment):
+        request.fragment_id = ""
 
 
 def _limit_rerun_requests() -> None:
@@ -78,6 +92,7 @@ def _limit_rerun_requests() -> None:
                     log.warning("session %s… sends too many rerun requests: %d dropped so far",
                                 str(getattr(self, "id", "?"))[:8], bucket.refused)
                 return
+            _keep_clicks_in_replaced_fragments(self, msg.rerun_script)
         return original(self, msg)
 
     handle_backmsg.mlp_lab_limited = True
@@ -402,7 +417,7 @@ def status_lines(status: LabStatus) -> list[str]:
         lines.append(":red-badge[:material/error: Last run diverged] see the Train page")
     else:
         lines.append(":gray-badge[Not training]")
-    if status.source != "fresh weights":
+    if status.source != FRESH_SOURCE:
         lines.append(f"Loaded from {plain(status.source, NAME_CHARS)}")  # a file's or a kept model's name
     return lines
 

@@ -7,6 +7,7 @@ Each refusal is checked with the words the student reads; the current model stay
 from __future__ import annotations
 
 import logging
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -135,6 +136,11 @@ def test_a_closed_lab_frees_its_arrays_and_then_says_reload(keeper):
     sid = new_student_id()
     lab = keeper.attach(sid).lab
     lab.reset(BIGGEST)
+    assert lab.start(2) is None  # trained a little: worth saving (fresh weights are not)
+    deadline = time.monotonic() + 60
+    while lab.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab.trainer.step == 2
     assert keeper.budget.used() >= estimate_bytes(BIGGEST)
     keeper.detach(sid)
     keeper.clock = lambda: 1e9  # long after
