@@ -5,6 +5,7 @@ and the toasts about runs that ended. Each page lives in pages/ and calls into m
 """
 
 import os
+from pathlib import Path
 
 # One BLAS thread per training run: many sessions train at once on a few cores, and
 # OpenBLAS's own threads fighting over them made training several times slower here.
@@ -14,9 +15,13 @@ import streamlit as st
 
 from mlp_lab import config
 from mlp_lab.links import apply_link, sync_link
-from mlp_lab.session import friendly_error, get_lab, render_sidebar, show_notices, show_store_problems
+from mlp_lab.session import (accessibility_fixes, friendly_error, get_lab, render_sidebar, show_notices,
+                             show_store_problems)
 
-st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
+# A bundled icon (an MNIST 5), served by this server: a material icon as page_icon makes
+# every browser fetch it from the internet, which an offline classroom cannot.
+FAVICON = str(Path(__file__).resolve().parent / "mlp_lab" / "favicon.png")
+st.set_page_config(page_title="MLP Lab", page_icon=FAVICON, layout="wide")
 
 PAGES = [
     st.Page("pages/model.py", title="Model", icon=":material/neurology:", default=True),
@@ -35,7 +40,9 @@ page = st.navigation(PAGES)
 try:
     lab = get_lab()
     apply_link(lab)  # a shared link (?lesson=... or settings) sets the model, once per session
-    show_notices(lab)
+    # On the Train page the end of a run is said in the page itself: no toast repeating it.
+    show_notices(lab, toast=page.url_path != "train")
+    accessibility_fixes()
     show_store_problems()  # the store could not save (a full disk...): said once, the lab goes on
     render_sidebar(lab)
     page.run()

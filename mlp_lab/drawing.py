@@ -76,7 +76,7 @@ def digit_from_canvas(image_data) -> tuple[np.ndarray | None, str | None]:
     """The canvas's RGBA pixels (H, W, 4) -> ``(image, None)`` with the (28, 28) float32
     image the network receives, or ``(None, message)`` saying why there is none."""
     if image_data is None:
-        return None, "Draw a digit in the black box with your mouse (or finger)."
+        return None, "Draw a digit in the black box with your finger or the mouse."
     try:
         image = preprocess_digit(np.asarray(image_data))
     except ValueError as exc:

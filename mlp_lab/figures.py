@@ -134,10 +134,12 @@ def _colour_levels(values: np.ndarray, limit: float) -> tuple[np.ndarray, float,
     return values.astype(np.float32), limit, False
 
 
-def _colourbar(limit: float, quantized: bool, real_limit: float) -> dict:
-    if not quantized:
+def _colourbar(limit: float, quantized: bool, real_limit: float, strip: bool = False) -> dict:
+    """The colour bar's ticks: five, or three on a one-row strip (a bias), whose short bar
+    had its five labels written over each other."""
+    ticks = np.array([-1, 0, 1.0] if strip else [-1, -0.5, 0, 0.5, 1.0])
+    if not quantized and not strip:
         return dict(thickness=12)
-    ticks = np.array([-1, -0.5, 0, 0.5, 1.0])
     return dict(thickness=12, tickvals=(ticks * limit).tolist(),
                 ticktext=[f"{t * real_limit:+.3g}" if t else "0" for t in ticks])
 
@@ -163,16 +165,17 @@ def weight_heatmap(w: np.ndarray, name: str, *, rows: str = "", cols: str = "",
     hover = (f"{row_name} %{{y}}, {col_name} %{{x}}<extra></extra>" if quantized else
              f"{row_name} %{{y}}, {col_name} %{{x}}<br>value %{{z:.4f}}<extra></extra>")
     fig = go.Figure(go.Heatmap(z=z, zmin=-zlimit, zmax=zlimit, zmid=0, colorscale=DIVERGING,
-                               colorbar=_colourbar(zlimit, quantized, real_limit),
+                               colorbar=_colourbar(zlimit, quantized, real_limit, strip=w.shape[0] == 1),
                                hovertemplate=hover))
     if height is None:
-        height = 130 if w.shape[0] == 1 else int(min(520, max(220, 60 + 2.2 * w.shape[0])))
+        height = 160 if w.shape[0] == 1 else int(min(520, max(220, 60 + 2.2 * w.shape[0])))
+    # automargin and a standoff: the axis titles sit clear of the tick labels
     fig.update_layout(
         title=dict(text=f"{name} · shape {shape_text}"), height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(title=dict(text=cols) if cols else None, showgrid=False),
-        yaxis=dict(title=dict(text=rows) if rows else None, autorange="reversed", showgrid=False,
-                   showticklabels=w.shape[0] > 1),
+        margin=dict(l=10, r=10, t=40, b=45 if cols else 10),  # room for the axis title under its ticks
+        xaxis=dict(title=dict(text=cols, standoff=6) if cols else None, showgrid=False, automargin=True),
+        yaxis=dict(title=dict(text=rows, standoff=6) if rows else None, autorange="reversed", showgrid=False,
+                   showticklabels=w.shape[0] > 1, automargin=True),
     )
     return fig
 
@@ -247,8 +250,9 @@ def histogram_figure(values: np.ndarray, name: str, *, bins: int = 60,
                              marker=dict(color=centres, colorscale=DIVERGING,
                                          cmin=-max(abs(lo), abs(hi)), cmax=max(abs(lo), abs(hi))),
                              hovertemplate="around %{x:.3g}: %{y} values<extra></extra>"))
-    fig.update_layout(title=dict(text=f"{name}: how many values of each size"), height=height,
-                      margin=dict(l=10, r=10, t=40, b=10), bargap=0, showlegend=False,
+    # On two lines: the histogram sits in a narrow column, where one line was cut off.
+    fig.update_layout(title=dict(text=f"{name}: how many values<br>of each size"), height=height,
+                      margin=dict(l=10, r=10, t=60, b=10), bargap=0, showlegend=False,
                       xaxis=dict(title=dict(text="value")), yaxis=dict(title=dict(text="count")))
     return fig
 
@@ -281,9 +285,10 @@ def probability_figure(probabilities: np.ndarray, *, height: int = 300) -> go.Fi
     return fig
 
 
-def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 8) -> go.Figure:
+def sample_grid_figure(images: np.ndarray, y_true, y_pred, *, cols: int = 4) -> go.Figure:
     """Test images with the network's answer above each: green ✓ right, red ✗ wrong
-    (with the true digit). ``images`` (n, 28, 28) in [0, 1]."""
+    (with the true digit). ``images`` (n, 28, 28) in [0, 1]. Four columns: a label such as
+    "✗ 3 (is 5)" is wider than a phone's eighth of the screen."""
     images = np.asarray(images, dtype=np.float32)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or not len(images) == len(y_true) == len(y_pred):
@@ -333,11 +338,67 @@ def confusion_figure(confusion: np.ndarray, *, height: int = 460) -> go.Figure:
                       "<extra></extra>"))
     fig.update_layout(title=dict(text="Confusion matrix: which digits get mixed up"), height=height,
                       margin=dict(l=10, r=10, t=40, b=10),
+                      # Square cells: scaleanchor alone widened the x range to fill the chart
+                      # (the answers ran from -7 to 16); constrain="domain" narrows the chart
+                      # instead, and both ranges are the ten digits.
                       xaxis=dict(title=dict(text="the network's answer"), tickmode="linear", dtick=1,
-                                 side="bottom"),
+                                 side="bottom", range=[-0.5, 9.5], constrain="domain"),
                       yaxis=dict(title=dict(text="true digit"), tickmode="linear", dtick=1,
-                                 autorange="reversed", scaleanchor="x"))
+                                 range=[9.5, -0.5], scaleanchor="x", constrain="domain"))
     return fig
+
+
+# --- text alternatives ---------------------------------------------------------------------
+# One line a screen reader says for each chart (``st.plotly_chart(..., alt=...)``).
+def probability_summary(probabilities: np.ndarray) -> str:
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    first, second = (int(d) for d in np.argsort(p)[::-1][:2])
+    return (f"Bar chart of how sure the network is of each digit: {first} at {p[first]:.0%}, "
+            f"next {second} at {p[second]:.0%}.")
+
+
+def samples_summary(y_true, y_pred) -> str:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = [f"{int(a)} for a {int(t)}" for t, a in zip(y_true, y_pred) if int(t) != int(a)]
+    text = f"{len(y_true)} test images with the network's answers: {len(y_true) - len(wrong)} right"
+    return text + (f", {len(wrong)} wrong (it answered {', '.join(wrong)})." if wrong else ".")
+
+
+def confusion_summary(confusion: np.ndarray) -> str:
+    cm = np.asarray(confusion, dtype=np.int64)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    text = (f"Confusion matrix of {int(cm.sum()):,} test images, true digit by the network's answer: "
+            f"{int(np.trace(cm)):,} right")
+    if off.sum() == 0:
+        return text + ", no mix-ups."
+    true, answered = np.unravel_index(int(np.argmax(off)), off.shape)
+    return text + f"; the most frequent mix-up is {true} read as {answered} ({int(off[true, answered]):,} times)."
+
+
+def figure_summary(fig: go.Figure) -> str:
+    """A generic one-line text alternative: the chart's kind and title, and for curves
+    where each ends (the teaching pages' charts, the training curves)."""
+    kinds = {"scatter": "Line chart", "bar": "Bar chart", "heatmap": "Heatmap", "histogram": "Histogram"}
+    kind = kinds.get(fig.data[0].type, "Chart") if fig.data else "Chart"
+    title = fig.layout.title.text or ""
+    title = title.replace("<b>", "").replace("</b>", "").replace("<br>", " ")
+    ends = []
+    for trace in fig.data:
+        if trace.type == "scatter" and trace.y is not None and len(trace.y) and trace.name:
+            ends.append(f"{trace.name} ends at {_short(trace.y[-1])}")
+    text = f"{kind}: {title}" if title else kind
+    if fig.data and fig.data[0].type == "scatter" and not ends and all(t.y is None or not len(t.y) for t in fig.data):
+        text += " (no data yet)"
+    return text + (f"; {'; '.join(ends[:4])}." if ends else ".")
+
+
+def _short(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{value:.3g}" if math.isfinite(value) else "not a number"
 
 
 def warm_up() -> None:

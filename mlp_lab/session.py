@@ -155,6 +155,13 @@ class FigureCache:
 FIGURES = FigureCache()
 
 
+def show_chart(where, fig, *, key: str, alt: str | None = None) -> None:
+    """``where.plotly_chart(fig)`` (``where``: ``st`` or a column) with a text alternative:
+    ``alt``, else one line made from the figure (its kind, title and where its curves end),
+    so a screen reader says what each chart shows."""
+    where.plotly_chart(fig, key=key, alt=alt or figures.figure_summary(fig))
+
+
 class OneLineLog(logging.Filter):
     """Drops the traceback from a log record, keeping its one line: for what a hand-made
     websocket message causes (Streamlit logs a canvas value that is not JSON with its
@@ -332,11 +339,57 @@ def show_store_problems() -> None:
             _write_cookie(sid)
 
 
-def show_notices(lab: LabSession) -> None:
-    """A toast for each run that ended since the last script run (finished, diverged...)."""
+def show_notices(lab: LabSession, *, toast: bool = True) -> None:
+    """A toast for each run that ended since the last script run (finished, diverged...),
+    unless ``toast`` is False (the Train page says it in the page); the last one is kept
+    for the Train page, with the model it is about."""
     for kind, message in lab.pop_notices():
-        st.session_state["last_notice"] = (kind, message)
-        st.toast(message, icon=NOTICE_ICONS.get(kind), duration="long")
+        st.session_state["last_notice"] = (kind, message, lab.trainer_id)
+        if toast:
+            st.toast(message, icon=NOTICE_ICONS.get(kind), duration="long")
+
+
+def last_run_notice(notice, trainer_id: int) -> tuple[str, str] | None:
+    """``(kind, message)`` of the last run's notice if it is about the model in place now
+    (``trainer_id``), else None: after a lesson's Start or an upload, the previous model's
+    "Finished ..." is not this model's."""
+    if not notice or len(notice) != 3 or notice[2] != trainer_id:
+        return None
+    return notice[0], notice[1]
+
+
+# Streamlit's toast is an ARIA alertdialog without a name (axe-core: aria-dialog-name,
+# serious): it is named by its own text, so a screen reader says what it is about. On a
+# narrow screen Plotly's toolbar, always shown on touch, covers the charts' titles: hidden
+# there (pinch to zoom, double-tap to reset). The KaTeX formulas of the teaching pages
+# scroll sideways on a phone: made focusable so a keyboard can scroll them too.
+_ACCESSIBILITY_JS = """<script>
+if (!window.mlpLabA11y) {
+  window.mlpLabA11y = true;
+  const fix = () => {
+    document.querySelectorAll('[data-testid="stToast"]').forEach((toast) => {
+      const body = toast.querySelector('[data-testid="stMarkdownContainer"]') || toast;  // not the icon's name
+      const text = (body.innerText || '').replace(/\\s+/g, ' ').trim().slice(0, 200);
+      const dialog = toast.closest('[role="alertdialog"]') || toast;
+      if (text && dialog.getAttribute('aria-label') !== text) dialog.setAttribute('aria-label', text);
+    });
+    document.querySelectorAll('.katex-display').forEach((formula) => {
+      if (!formula.hasAttribute('tabindex')) formula.setAttribute('tabindex', '0');
+    });
+  };
+  new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
+  fix();
+}
+</script>"""
+_ACCESSIBILITY_CSS = """<style>
+@media (max-width: 900px) { [data-testid="stPlotlyChart"] .modebar-container { display: none; } }
+</style>"""
+
+
+def accessibility_fixes() -> None:
+    """What Streamlit's own elements lack (see above); on every page, costs nothing visible."""
+    with st.sidebar:
+        st.html(_ACCESSIBILITY_CSS + _ACCESSIBILITY_JS, unsafe_allow_javascript=True, width="content")
 
 
 def fmt_loss(value: float | None) -> str:
@@ -384,7 +437,8 @@ def render_sidebar(lab: LabSession) -> None:
     """The compact status of the model, on every page; refreshes itself during a run."""
     polling, waited = lab.running, lab.waiting
 
-    @st.fragment(run_every=SIDEBAR_POLL_SECONDS if polling else None)
+    # While a run trains, as often as the Train page's chart, so the two show the same step.
+    @st.fragment(run_every=(SIDEBAR_POLL_SECONDS if waited else POLL_SECONDS) if polling else None)
     @guarded
     def sidebar_status():
         status = lab.status()

@@ -11,9 +11,14 @@ import plotly.graph_objects as go
 from .figures import DIVERGING, smooth, thin
 from .keras_compare import GRADIENT_SAMPLE
 
-# One colour per rung of the ladder: the notebook grey-red, the modern network dark blue.
-RUNG_COLOURS = {"notebook": "#d62728", "loss": "#ff7f0e", "init": "#bcbd22", "adam": "#2ca02c",
-                "batch": "#17becf", "dense": "#1f3fbf", "notebook_rerun": "#8c564b"}
+# One colour per rung of the ladder, from Okabe and Ito's palette for colour-blind readers
+# (the earlier red, olive and green looked alike to a red-green colour-blind student), and one
+# line style each, so the lines differ without colour too: the notebook dotted vermilion,
+# the modern network solid blue.
+RUNG_COLOURS = {"notebook": "#D55E00", "loss": "#E69F00", "init": "#CC79A7", "adam": "#009E73",
+                "batch": "#56B4E9", "dense": "#0072B2", "notebook_rerun": "#000000"}
+RUNG_DASHES = {"notebook": "dot", "loss": "dash", "init": "dashdot", "adam": "longdash",
+               "batch": "longdashdot", "dense": "solid", "notebook_rerun": "solid"}
 
 
 # NumPy vs Keras: ours blue, Keras orange, on every chart of that page.
@@ -37,7 +42,7 @@ def ladder_accuracy_figure(curves, *, height: int = 380) -> go.Figure:
         acc = np.asarray(accuracy, dtype=np.float64) * 100
         fig.add_trace(go.Scatter(x=np.concatenate([[0], steps]), y=np.concatenate([[10.0], acc]),
                                  mode="lines+markers", name=label, marker=dict(size=4),
-                                 line=dict(color=RUNG_COLOURS.get(key), width=2.5),
+                                 line=dict(color=RUNG_COLOURS.get(key), dash=RUNG_DASHES.get(key), width=2.5),
                                  hovertemplate=f"{label}<br>step %{{x}}: %{{y:.1f}}% right<extra></extra>"))
     fig = _layout(fig, "Accuracy on unseen images (higher is better)", "training step", "% right", height)
     fig.update_yaxes(range=[0, 101])
@@ -61,7 +66,7 @@ def ladder_loss_figure(curves, *, height: int = 340) -> go.Figure:
         y = np.where(trend[keep] > 0, trend[keep], np.nan)
         fig.add_trace(go.Scatter(x=steps[keep].astype(np.int32), y=y.astype(np.float32),
                                  mode="lines", name=label,
-                                 line=dict(color=RUNG_COLOURS.get(key), width=2.5),
+                                 line=dict(color=RUNG_COLOURS.get(key), dash=RUNG_DASHES.get(key), width=2.5),
                                  hovertemplate=f"{label}<br>step %{{x}}: loss %{{y:.3f}}<extra></extra>"))
     fig = _layout(fig, "Loss during training (smoothed; log scale)", "training step", "loss", height)
     ticks = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]

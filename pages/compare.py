@@ -4,7 +4,7 @@ the ladder of one-change-at-a-time steps between them."""
 import streamlit as st
 
 from mlp_lab import teaching_figures as tf
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import get_lab, guarded, show_chart
 from mlp_lab.teaching import (DEFAULT_LADDER_STEPS, LADDER, LADDER_STEPS, NOTEBOOK_RERUNS,
                               NOTEBOOK_STORY, RERUN_KEY, RUNGS, get_experiments, ladder_summary)
 
@@ -79,16 +79,17 @@ def ladder_view(polling: bool) -> None:
                           help="Wall time of its training steps on this server.")
         done = [k for k in ORDER if k in results]
         curves = [(k, RUNGS[k].title, results[k].val_steps, results[k].val_accuracy) for k in done]
-        st.plotly_chart(tf.ladder_accuracy_figure(curves), key="ladder_accuracy")
-        st.subheader("The ladder: one change at a time")
+        show_chart(st, tf.ladder_accuracy_figure(curves), key="ladder_accuracy")
+        st.header("The ladder: one change at a time")
         st.caption("Each bar is one version, trained for the same number of steps. Read it left "
                    "to right: the difference between two neighbours is what that one change bought.")
-        st.plotly_chart(tf.ladder_bar_figure([RUNGS[k].title for k in done],
+        show_chart(st, tf.ladder_bar_figure([RUNGS[k].title for k in done],
                                              [results[k].test_accuracy for k in done], done),
-                        key="ladder_bars")
-        st.dataframe(ladder_summary(results), hide_index=True, width="stretch")
+                   key="ladder_bars")
+        # A table, not a dataframe: its cells wrap, so the "change" column is read whole.
+        st.table(ladder_summary(results), hide_index=True)
         loss_curves = [(k, RUNGS[k].title, results[k].loss_steps, results[k].losses) for k in done]
-        st.plotly_chart(tf.ladder_loss_figure(loss_curves), key="ladder_loss")
+        show_chart(st, tf.ladder_loss_figure(loss_curves), key="ladder_loss")
         st.caption("Careful: squared error (version 1) and cross-entropy (the others) measure "
                    "wrongness on different scales. Compare how the curves fall, not their heights.")
         with st.expander("What each change does, in plain words"):
@@ -105,13 +106,35 @@ st.markdown(NOTEBOOK_STORY)
 st.button(f"Re-run the notebook's cell {NOTEBOOK_RERUNS} times ({NOTEBOOK_RERUNS * 2000:,} steps)",
           on_click=_run_rerun, disabled=experiments.busy,
           help="Trains the notebook's network for 20,000 steps, as ten runs of its cell did "
-               "(about 5 seconds here), and draws its accuracy as it goes.")
-rerun = experiments.result(RERUN_KEY, NOTEBOOK_RERUNS * 2000)
-if rerun is not None:
-    st.metric("The notebook after 10 runs of its cell", f"{rerun.test_accuracy:.1%}",
-              help="Test accuracy after 20,000 steps with the notebook's settings.")
-    st.plotly_chart(tf.ladder_accuracy_figure(
-        [(RERUN_KEY, "the notebook, 20,000 steps", rerun.val_steps, rerun.val_accuracy)]),
-        key="rerun_accuracy")
-    st.caption("Each run of the cell was 2,000 steps: the line stays flat near 10 % for several "
-               "runs, then climbs. Every extra run still helps, more and more slowly.")
+               "(5-10 seconds, more on a busy server), and draws its accuracy as it goes.")
+# Polls while the server-wide worker is busy: the re-run takes several seconds, and its
+# progress is shown here, under the button the student pressed (not only at the top).
+@st.fragment(run_every=1.0 if experiments.busy else None)
+@guarded
+def rerun_view(polling: bool) -> None:
+    job = (RERUN_KEY, NOTEBOOK_RERUNS * 2000)
+    current, fraction, queued = experiments.progress()
+    if current == job:
+        if experiments.waiting:
+            st.info("Waiting for a free trainer: other students are training. It starts on its own.",
+                    icon=":material/hourglass_top:")
+        else:
+            st.progress(min(fraction, 1.0), text=f"Re-running the notebook's cell: step "
+                                                 f"{int(fraction * job[1]):,} of {job[1]:,}…")
+    elif job in queued:
+        st.info("Queued: the re-run starts when the ladder above has finished.",
+                icon=":material/hourglass_top:")
+    rerun = experiments.result(*job)
+    if rerun is not None:
+        st.metric("The notebook after 10 runs of its cell", f"{rerun.test_accuracy:.1%}",
+                  help="Test accuracy after 20,000 steps with the notebook's settings.")
+        show_chart(st, tf.ladder_accuracy_figure(
+            [(RERUN_KEY, "the notebook, 20,000 steps", rerun.val_steps, rerun.val_accuracy)]),
+            key="rerun_accuracy")
+        st.caption("Each run of the cell was 2,000 steps: the line stays flat near 10 % for several "
+                   "runs, then climbs. Every extra run still helps, more and more slowly.")
+    if polling and not experiments.busy:
+        st.rerun()  # finished: re-enable the buttons, stop polling
+
+
+rerun_view(experiments.busy)

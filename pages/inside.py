@@ -10,7 +10,7 @@ from mlp_core.optimizers import make_optimizer
 from mlp_lab import teaching_figures as tf
 from mlp_lab.backprop import OPTIMIZER_UPDATE, equations
 from mlp_lab.layers import layer_views
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import get_lab, guarded, show_chart
 
 lab = get_lab()
 data = lab.data
@@ -46,16 +46,17 @@ def step_view() -> None:
         optimizer = lab.trainer.optimizer
     step = one_step(model, optimizer, xb, yb, lr=lab.lr)
 
-    c1, c2, c3 = st.columns([1, 1, 2])
+    c1, c2, c3 = st.columns([3, 2, 2])
     c1.metric("Images in this batch", batch,
               help="The model's batch size (at most 64 here). The gradient is the average over them.")
     c2.metric("Loss on this batch", f"{step['loss']:.4f}",
               help="How wrong the network is on these images before the step: 0 would be perfect.")
     c3.button("Another batch", on_click=_new_batch,
               help="Pick other random training images and take the step again from the same weights.")
+    labels = " ".join(str(int(y)) for y in yb[:16])
     st.image(np.concatenate([img for img in xb[:16]], axis=1), clamp=True,
-             caption=f"The first {min(16, batch)} images of the batch; labels "
-                     + " ".join(str(int(y)) for y in yb[:16]))
+             caption=f"The first {min(16, batch)} images of the batch; labels {labels}",
+             alt=f"The first {min(16, batch)} handwritten digits of the batch, in a row: {labels}")
 
     eq = equations(model, batch)
     with st.expander("The equations, with the shapes of this model", expanded=True):
@@ -73,15 +74,16 @@ def step_view() -> None:
     for view in layer_views(model)[:3]:
         name = view.weight
         w, g, u = step["weights"][name], step["grads"][name], step["update"][name]
-        st.subheader(view.title)
+        st.header(view.title)
         ratio = np.abs(u).mean() / max(np.abs(w).mean(), 1e-12)
         st.caption(f"{view.caption} Shape {' × '.join(map(str, w.shape))}; this step moved the "
                    f"weights by {ratio:.2%} of their typical size.")
         cols = st.columns(3)
-        for column, values, title in ((cols[0], w, f"{name}: the weights"),
-                                      (cols[1], g, f"∂L/∂{name}: the gradient"),
-                                      (cols[2], u, f"the update applied to {name}")):
-            column.plotly_chart(tf.gradient_heatmap(values, title), key=f"inside_{title}")
+        # Short titles: three charts side by side leave each a third of the page.
+        for column, values, title in ((cols[0], w, f"{name}: weights"),
+                                      (cols[1], g, f"∂L/∂{name}: gradient"),
+                                      (cols[2], u, f"{name}: update")):
+            show_chart(column, tf.gradient_heatmap(values, title), key=f"inside_{title}")
     st.caption("Why the gradient and the update look alike for SGD (update = −η × gradient) but "
                "not for Adam: Adam divides each weight's step by the typical size of its recent "
                "gradients, so small, steady gradients get steps as big as large ones.")

@@ -8,7 +8,7 @@ import streamlit as st
 from mlp_lab import teaching_figures as tf
 from mlp_lab.keras_compare import (BATCH, EPOCH_OPTIONS, HIDDEN, TRAIN_SIZES, get_jobs, per_epoch,
                                    speed_sentence)
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import get_lab, guarded, show_chart
 
 AGREE = 1e-4  # largest gradient difference, relative to the gradient's size, called "the same"
 
@@ -64,7 +64,7 @@ def results_view(polling: bool) -> None:
         if not jobs.busy:
             st.info("Press **Run both** to train the two side by side.")
     else:
-        st.markdown(f"#### Results: {result.n_train:,} images, {result.epochs} epoch(s)")
+        st.header(f"Results: {result.n_train:,} images, {result.epochs} epoch(s)")
         left, right = st.columns(2)
         for column, side in ((left, result.ours), (right, result.keras)):
             with column, st.container(border=True):
@@ -80,14 +80,14 @@ def results_view(polling: bool) -> None:
         st.markdown(speed_sentence(result) + " Both end at about the same accuracy: they learned "
                     "the same thing.")
         g1, g2 = st.columns(2)
-        g1.plotly_chart(tf.keras_loss_figure(result), key="keras_curves")
-        g2.plotly_chart(tf.keras_time_figure(result), key="keras_times")
+        show_chart(g1, tf.keras_loss_figure(result), key="keras_curves")
+        show_chart(g2, tf.keras_time_figure(result), key="keras_times")
         st.caption("The two loss curves lie on top of each other: the same network learns at the "
                    "same pace. They are not identical because each library shuffles the images "
                    "in its own order. Keras' first epoch also includes TensorFlow preparing its "
                    "compiled training step.")
 
-        st.subheader("Do both compute the same gradients?")
+        st.header("Do both compute the same gradients?")
         worst = max(result.grad_rel.values())
         if worst < AGREE:
             st.success(f"**Yes.** On the same {BATCH} images, from the same weights, the largest "
@@ -101,7 +101,7 @@ def results_view(polling: bool) -> None:
                    "sit on the dashed line. The table gives, for every weight array, the largest "
                    "difference between the two gradients.")
         p1, p2 = st.columns([3, 2])
-        p1.plotly_chart(tf.keras_gradient_figure(result), key="keras_gradients")
+        show_chart(p1, tf.keras_gradient_figure(result), key="keras_gradients")
         p2.dataframe([{"array": name, "largest difference": f"{result.grad_max_abs[name]:.2e}",
                        "relative to the largest gradient": f"{result.grad_rel[name]:.2e}"}
                       for name in result.grad_max_abs], hide_index=True)

@@ -107,7 +107,9 @@ st.markdown(
     "A **neural network** learns to read handwritten digits from 60,000 examples (the MNIST "
     "dataset). Here you build one, watch it learn, look inside it and test it with your own "
     "handwriting.")
-c1, c2, c3 = st.columns(3)
+# Boxes that wrap onto new rows on a narrow screen: in three columns a tablet cut the links.
+intro = st.container(horizontal=True, gap="medium")
+c1, c2, c3 = (intro.container(width=260) for _ in range(3))
 with c1:
     st.page_link("pages/train.py", label="**Train**: watch it learn", icon=":material/show_chart:")
     st.caption("Press Train and see the loss fall and the accuracy rise, live.")
@@ -180,7 +182,7 @@ st.caption("Your current model is saved on this server as you work: reloading th
 message = st.session_state.pop("kept_message", None)
 if message:  # it quotes the name a student typed: shown as plain text
     (st.success if message[0] == "success" else st.error)(plain(message[1]))
-k1, k2 = st.columns([3, 1], vertical_alignment="bottom")
+k1, k2 = st.columns([2, 1], vertical_alignment="bottom")  # the button's words fit on a tablet
 k1.text_input("Name", key=KEEP_NAME, max_chars=80, placeholder=_suggested_name(),
               help="A name to find this model by (left empty: the one shown). Keeping a second "
                    "model under the same name replaces the first.")

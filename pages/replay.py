@@ -1,15 +1,21 @@
 """Replay: how the weights changed during training, snapshot by snapshot, with a slider and
 a play button."""
 
+import time
+
 import streamlit as st
 
 from mlp_lab import figures
 from mlp_lab.layers import layer_views
 from mlp_lab.replay import MAX_SECONDS, REPLAY_STEPS
-from mlp_lab.session import WAITING_POLL_SECONDS, get_lab, guarded
+from mlp_lab.session import WAITING_POLL_SECONDS, get_lab, guarded, show_chart
 
 lab = get_lab()
-PLAY_SECONDS = 0.7  # one snapshot per tick while playing
+# Play shows one snapshot per SNAPSHOT_SECONDS of wall time (21 snapshots: ~10 s), however
+# long a frame takes to draw: on a slow or busy machine it skips snapshots rather than crawl
+# (one snapshot per tick gave one per 1.6 s, too slow to watch the weights change).
+SNAPSHOT_SECONDS = 0.5
+PLAY_SECONDS = 0.5  # the timer's tick while playing
 RECORDING_POLL_SECONDS = 0.5
 
 
@@ -68,7 +74,7 @@ replay = None if recording else lab.replay
 playing = bool(st.session_state.get("replay_playing")) and replay is not None
 c3.button("Play", on_click=_play, disabled=replay is None or playing, width="stretch",
           icon=":material/play_arrow:", help="Step through the snapshots, one every "
-                                              f"{PLAY_SECONDS:g} s.")
+                                              f"{SNAPSHOT_SECONDS:g} s.")
 c4.button("Pause", on_click=_pause, disabled=not playing, width="stretch",
           icon=":material/pause:", help="Stop at the current snapshot.")
 
@@ -109,10 +115,14 @@ else:
 def frames(replay, playing: bool) -> None:
     last = len(replay.steps) - 1
     i = min(st.session_state.get("replay_idx", 0), last)  # a plain key, not the widget's
-    if playing and st.session_state.get("replay_tick_seen"):
-        i = min(i + 1, last)  # one timer tick: the next snapshot
-        _moved()
-    st.session_state["replay_tick_seen"] = playing
+    if playing:
+        started, first = st.session_state.setdefault("replay_clock", (time.monotonic(), i))
+        shown = min(first + int((time.monotonic() - started) / SNAPSHOT_SECONDS), last)
+        if shown != i:
+            i = shown
+            _moved()
+    else:
+        st.session_state.pop("replay_clock", None)
     # The slider's key changes whenever the code moves the position (a tick, Play, Record):
     # a new widget starts at the new value; a drag returns the value the user chose.
     i = st.slider("Snapshot", 0, last, value=i, key=f"replay_slider_{st.session_state.get('replay_gen', 0)}",
@@ -126,19 +136,19 @@ def frames(replay, playing: bool) -> None:
               help="Share of 500 unseen images this snapshot gets right.")
     loss = figures.loss_figure(replay.loss_steps, replay.losses, x_max=replay.steps[-1], height=240)
     loss.add_vline(x=step, line=dict(color="#cf222e", width=2))
-    st.plotly_chart(loss, key="replay_loss")
+    show_chart(st, loss, key="replay_loss")
     views = {v.weight: v for v in layer_views(replay)}
     if replay.kind == "dense":
         w1 = replay.weights("w1", i)[:, :64]  # (784, 64): the first 64 neurons
         st.caption(f"Below: the first 64 of layer 1's {replay.levels['w1'][i].shape[1]} neurons, "
                    "each drawn as a 28 × 28 picture of its 784 weights (one per pixel). Press "
                    "Play and compare step 0 with the last step.")
-        st.plotly_chart(figures.neuron_grid(w1, height=520, what="its weights, step " f"{step:,}"),
+        show_chart(st, figures.neuron_grid(w1, height=520, what="its weights, step " f"{step:,}"),
                         key="replay_grid")
     for name in replay.levels:
         view = views.get(name)
         title = view.title if view else name
-        st.plotly_chart(figures.weight_heatmap(replay.weights(name, i), f"{title} · step {step:,}",
+        show_chart(st, figures.weight_heatmap(replay.weights(name, i), f"{title} · step {step:,}",
                                                rows=view.rows if view else "",
                                                cols=view.cols if view else "",
                                                limit=replay.limits[name]),

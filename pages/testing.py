@@ -26,9 +26,9 @@ def _measure() -> None:
 
 st.title("Test")
 st.caption(
-    "**What am I looking at?** Draw a digit and the network guesses which one it is. The "
-    "middle picture is what the network actually receives: your drawing shrunk to 28 × 28 "
-    "pixels and centred, like the images it learned from. The bars show how sure it is.")
+    "**What am I looking at?** Draw a digit and the network guesses which one it is; the bars "
+    "show how sure it is. The third picture is what the network actually receives: your drawing "
+    "shrunk to 28 × 28 pixels and centred, like the images it learned from.")
 status = lab.status()
 if status.untrained:
     st.warning("This network has not been trained yet, so its answers are random guesses. "
@@ -40,14 +40,23 @@ if status.running:
     st.caption("Training is running: the answers use the weights as they are right now.")
 
 
+st.header("Your own digit")
+
+
 @st.fragment
 @guarded
 def draw_and_predict() -> None:
     """Only this part reruns after a stroke, so the answer comes back quickly."""
-    draw, seen, answer = st.columns([1.1, 1, 1.2])
+    # Three boxes of fixed width that wrap onto new rows when the page is narrow (a tablet,
+    # a phone, the sidebar open): side by side on a laptop, stacked below ~900 px, so the
+    # canvas is never cut and nothing covers the answer. The answer comes right after the
+    # canvas, so on a phone it is under the finger that drew.
+    row = st.container(horizontal=True, gap="small")
+    draw, answer, seen = (row.container(width=CANVAS_SIZE + 10), row.container(width=300),
+                          row.container(width=CANVAS_SIZE + 10))
     with draw:
         st.subheader("1. Draw a digit")
-        st.caption("Hold the mouse button down and draw one digit, big, in the black box.")
+        st.caption("With your finger or the mouse, draw one digit, big, in the black box.")
         # A state no canvas sends (a hand-made message) never reaches the component: a
         # fresh canvas replaces it, and the page says so.
         key, cleared = canvas_key("canvas", "canvas_round")
@@ -58,18 +67,12 @@ def draw_and_predict() -> None:
         except Exception as exc:  # noqa: BLE001 (its value comes from the network)
             cleared = canvas_failed("canvas", "canvas_round", exc)
         st.button("Clear", on_click=_clear, help="Wipe the canvas to draw another digit.")
+        st.caption("The canvas takes a finger, a pen or a mouse, not the keyboard.")
     # The component's state as the browser sent it, parsed by our own checked reader
     # (size caps before decoding; anything malformed becomes a message, never a traceback).
     image, problem = (None, cleared) if cleared else digit_from_canvas_state(st.session_state.get(key))
-    with seen:
-        st.subheader("2. What the network sees")
-        if image is None:
-            st.info(problem)
-        else:
-            st.image(figures.upscale_digit(image), width=CANVAS_SIZE,
-                     caption="28 × 28, as the network receives it")
     with answer:
-        st.subheader("3. Its answer")
+        st.subheader("2. Its answer")
         if image is None:
             st.metric("Prediction", "–", help="The digit the network thinks you drew.")
         else:
@@ -77,8 +80,16 @@ def draw_and_predict() -> None:
             digit = int(np.argmax(probabilities))
             st.metric("Prediction", digit, help="The digit the network thinks you drew.")
             st.caption(f"{probabilities[digit]:.0%} sure.")
-            st.plotly_chart(figures.probability_figure(probabilities), key="probabilities")
-
+            st.plotly_chart(figures.probability_figure(probabilities), key="probabilities",
+                            alt=figures.probability_summary(probabilities))
+    with seen:
+        st.subheader("3. What the network sees")
+        if image is None:
+            st.info(problem)
+        else:
+            st.image(figures.upscale_digit(image), width=CANVAS_SIZE,
+                     caption="28 × 28, as the network receives it",
+                     alt="Your drawing as the 28 × 28 image the network receives, shown 10 times larger")
 
 draw_and_predict()
 
@@ -93,7 +104,7 @@ predicted = lab.predict_proba(data.x_test[idx]).argmax(axis=1)
 st.plotly_chart(FIGURES.get(("samples", digest(np.asarray(idx), predicted)),
                             lambda: figures.sample_grid_figure(data.x_test[idx], data.y_test[idx],
                                                                predicted)),
-                key="sample_grid")
+                key="sample_grid", alt=figures.samples_summary(data.y_test[idx], predicted))
 
 st.header("Test accuracy")
 st.caption("How many of all 10,000 test images the network gets right, and which digits it mixes up.")
@@ -113,4 +124,5 @@ if result_ is not None:
                    "and each column the network's answer: the diagonal counts right answers, "
                    "everything else is a mix-up.")
         st.plotly_chart(FIGURES.get(("confusion", digest(result_.confusion)),
-                                    lambda: figures.confusion_figure(result_.confusion)), key="confusion")
+                                    lambda: figures.confusion_figure(result_.confusion)), key="confusion",
+                        alt=figures.confusion_summary(result_.confusion))

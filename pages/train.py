@@ -4,8 +4,8 @@ import numpy as np
 import streamlit as st
 
 from mlp_lab import figures
-from mlp_lab.session import (FIGURES, POLL_SECONDS, WAITING_POLL_SECONDS, digest, fmt_loss, get_lab,
-                             guarded, waiting_text)
+from mlp_lab.session import (FIGURES, POLL_SECONDS, WAITING_POLL_SECONDS, digest, fmt_loss, get_lab, guarded,
+                             last_run_notice, show_chart, waiting_text)
 from mlp_lab.choices import DEFAULT_STEPS, LR_OPTIONS, STEP_OPTIONS, nearest_option
 from mlp_lab.config import MAX_SECONDS_PER_RUN
 
@@ -91,7 +91,7 @@ def live_training(polling: bool) -> None:
         fraction = status.run_done / max(status.run_steps, 1)
         st.progress(min(fraction, 1.0),
                     text=f"Training: step {status.run_done:,} of {status.run_steps:,} in this run")
-    notice = st.session_state.get("last_notice")
+    notice = last_run_notice(st.session_state.get("last_notice"), lab.trainer_id)
     if notice and not status.running:
         kind, text = notice
         (st.success if kind == "success" else st.error if kind == "error" else st.info)(text)
@@ -123,12 +123,12 @@ def live_training(polling: bool) -> None:
     # a finished one, refreshes without paying for Plotly again.
     curves = digest(np.asarray(history.steps, dtype=np.int64),
                     np.asarray(history.losses, dtype=np.float64))
-    st.plotly_chart(FIGURES.get(("loss", curves, log_y, x_max, revision), lambda: figures.loss_figure(
+    show_chart(st, FIGURES.get(("loss", curves, log_y, x_max, revision), lambda: figures.loss_figure(
         history.steps, history.losses, log_y=log_y, x_max=x_max, revision=f"{revision}-{log_y}")),
         key="loss_chart")
     accuracy = digest(np.asarray(history.val_steps, dtype=np.int64),
                       np.asarray(history.val_accuracy, dtype=np.float64))
-    st.plotly_chart(FIGURES.get(("accuracy", accuracy, x_max, revision), lambda: figures.accuracy_figure(
+    show_chart(st, FIGURES.get(("accuracy", accuracy, x_max, revision), lambda: figures.accuracy_figure(
         history.val_steps, history.val_accuracy, x_max=x_max, revision=revision)),
         key="accuracy_chart")
     if polling and not status.running:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mlp_lab import figures
 from mlp_lab.layers import layer_views
-from mlp_lab.session import FIGURES, digest, get_lab, guarded
+from mlp_lab.session import FIGURES, digest, get_lab, guarded, show_chart
 
 REFRESH_SECONDS = 3.0  # modest: a big layer is a few hundred kB per refresh
 
@@ -46,28 +46,28 @@ def weight_views() -> None:
         st.info("Nothing has changed yet: the network has not been trained. Press Train on the "
                 "Train page, then come back.")
     if lab.model.kind == "dense":
-        st.subheader("What each neuron of layer 1 looks at")
+        st.header("What each neuron of layer 1 looks at")
         st.caption("Each small square is one neuron of the first layer, drawn as a 28 × 28 "
                    "picture of its 784 weights: one per pixel of the input image. Red areas "
                    "are where ink makes the neuron fire; blue areas where ink stops it. Each "
                    "square has its own colour scale, so faint neurons show up too.")
-        st.plotly_chart(figure("neuron_grid", lambda: figures.neuron_grid(
+        show_chart(st, figure("neuron_grid", lambda: figures.neuron_grid(
             params["w1"], what="how its weights changed" if change else "its weights")),
             key="neuron_grid")
-    st.subheader("Every layer")
+    st.header("Every layer")
     for view in layer_views(lab.model):
         st.markdown(f"**{view.title}.** {view.caption}")
         left, right = st.columns([3, 2])
         with left:
-            st.plotly_chart(figure(f"heat_{view.weight}", lambda: figures.weight_heatmap(
+            show_chart(st, figure(f"heat_{view.weight}", lambda: figures.weight_heatmap(
                 params[view.weight], view.weight, rows=view.rows, cols=view.cols)),
                 key=f"heat_{view.weight}")
             if view.bias:
-                st.plotly_chart(figure(f"heat_{view.bias}", lambda: figures.weight_heatmap(
+                show_chart(st, figure(f"heat_{view.bias}", lambda: figures.weight_heatmap(
                     params[view.bias], view.bias, rows=view.bias_rows, cols=view.bias_cols)),
                     key=f"heat_{view.bias}")
         with right:
-            st.plotly_chart(figure(f"hist_{view.weight}", lambda: figures.histogram_figure(
+            show_chart(st, figure(f"hist_{view.weight}", lambda: figures.histogram_figure(
                 params[view.weight], view.weight)), key=f"hist_{view.weight}")
 
 

@@ -9,7 +9,7 @@ from mlp_core.explain import hidden_activations, naive_resize, occlusion, salien
 from mlp_lab import teaching_figures as tf
 from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, canvas_pixels, digit_from_canvas
 from mlp_lab.choices import offered
-from mlp_lab.session import canvas_failed, canvas_key, get_lab, guarded
+from mlp_lab.session import canvas_failed, canvas_key, get_lab, guarded, show_chart
 
 lab = get_lab()
 METHODS = {"gradient": "Gradient × input", "occlusion": "Occlusion (hide a square)"}
@@ -35,9 +35,12 @@ if status.untrained:
 @st.fragment
 @guarded
 def why_view() -> None:
-    draw, ab = st.columns([1, 2])
+    # The canvas keeps its width and the A/B pictures wrap under it on a narrow screen (a
+    # tablet, a phone): columns would squeeze the canvas and cut it.
+    row = st.container(horizontal=True, gap="large")
+    draw, ab = row.container(width=CANVAS_SIZE + 10), row.container(width=480)
     with draw:
-        st.subheader("Draw a digit")
+        st.header("Draw a digit")
         key, cleared = canvas_key("why_canvas", "why_round")  # see pages/testing.py
         try:
             st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF",
@@ -47,18 +50,20 @@ def why_view() -> None:
             cleared = canvas_failed("why_canvas", "why_round", exc)
         st.button("Clear", key="why_clear", on_click=_clear,
                   help="Wipe the canvas to draw another digit.")
+        st.caption("The canvas takes a finger, a pen or a mouse, not the keyboard.")
     # The browser's message, read by the checked parser (size caps before decoding).
     pixels, problem = (None, cleared) if cleared else canvas_pixels(st.session_state.get(key))
     centred, problem = (None, problem) if problem else digit_from_canvas(pixels)
     naive = naive_resize(np.asarray(pixels)) if centred is not None else None
     with ab:
-        st.subheader("A/B: two ways to make it 28 × 28")
+        st.header("A/B: two ways to make it 28 × 28")
         if centred is None or naive is None:
             st.info(problem or "The canvas is empty: draw a digit first.")
             return
         model = lab.trainer.model_copy()  # the weights as they are now (also during a run)
         probs = model.predict_proba(np.stack([naive, centred]))  # (2, 10)
-        a, b = st.columns(2)
+        pair = st.container(horizontal=True, gap="small")
+        a, b = pair.container(width=220), pair.container(width=220)
         for column, label, image, p, note in (
                 (a, "A · Just shrunk", naive, probs[0],
                  "The whole 280 × 280 box averaged down to 28 × 28: a small or off-centre digit "
@@ -68,13 +73,14 @@ def why_view() -> None:
                  "images were made. This is what the Test page uses.")):
             with column:
                 digit = int(np.argmax(p))
-                st.image(tf.grey_picture(image, 7), caption=label, width=196)
+                st.image(tf.grey_picture(image, 7), caption=label, width=196,
+                         alt=f"{label}: your drawing as the 28 × 28 image the network reads")
                 st.metric(f"{label}: answer", digit, f"{p[digit]:.0%} sure", delta_color="off", delta_arrow="off",
                           help="The digit the network reads from this version of your drawing, "
                                "and how sure it is.")
                 st.caption(note)
     probabilities = probs[1]
-    st.subheader("Why: which pixels decided it")
+    st.header("Why: which pixels decided it")
     c1, c2 = st.columns(2)
     answer = int(np.argmax(probabilities))
     target = c1.selectbox("Explain the score of digit", list(range(10)), index=answer,
@@ -94,7 +100,9 @@ def why_view() -> None:
     left, right = st.columns([1, 2])
     with left:
         st.image(tf.saliency_overlay(centred, heat, 8), width=224,
-                 caption=f"Red: pushed towards {target}; blue: pushed away")
+                 caption=f"Red: pushed towards {target}; blue: pushed away",
+                 alt=f"Your digit with the pixels that pushed the score of {target} up in red, "
+                     "down in blue")
     with right:
         st.markdown(
             f"The network read **{answer}** ({probabilities[answer]:.0%} sure). The picture shows "
@@ -103,7 +111,7 @@ def why_view() -> None:
             "you did not mean to draw, that is what fooled it.")
         share = float(heat[heat > 0].sum() / max(np.abs(heat).sum(), 1e-12))
         st.caption(f"{share:.0%} of the colour is red (for {target}), {1 - share:.0%} blue (against).")
-    st.subheader("Inside: what each layer computed")
+    st.header("Inside: what each layer computed")
     st.caption("Each layer's neurons, for your digit. Bright or tall: the neuron fires strongly; "
                "dark, grey or flat: it stays silent (0). The last chart is the answer.")
     for name, values in hidden_activations(model, centred):
@@ -115,7 +123,7 @@ def why_view() -> None:
         else:
             active = int((values > 0).sum())
             title = f"Layer {name[1:]} ({name}): {active} of {len(values)} neurons fire"
-        st.plotly_chart(tf.activation_figure(name, values, title=title), key=f"act_{name}")
+        show_chart(st, tf.activation_figure(name, values, title=title), key=f"act_{name}")
 
 
 why_view()

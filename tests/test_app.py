@@ -145,7 +145,9 @@ def test_a_short_run_through_the_ui_changes_the_weights(app):
         assert not np.allclose(value, before[name]), f"{name} did not change"
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Steps trained"] == "100"
-    assert any("Finished" in t.value for t in app.toast)  # the toast saying how it ended
+    # How it ended is said once, in the page (no toast repeating the green box on Train)
+    assert any("Finished" in s.value for s in app.success)
+    assert not any("Finished" in t.value for t in app.toast)
     assert "Steps trained: **100**" in " ".join(m.value for m in app.sidebar.markdown)
     # Train again continues with the same weights: the curve goes on from step 100
     next(b for b in app.button if b.label == "Train").click().run()
@@ -265,11 +267,31 @@ def test_a_diverging_run_is_explained_on_the_train_page(app):
     lab.reset(ModelChoice(kind="dense", hidden=(16,), optimizer="sgd", schedule="constant"))
     lab.start(100, lr=1e6)  # far beyond the slider's range: the loss explodes
     wait_idle(lab)
-    app.switch_page("pages/train.py").run()
+    app.switch_page("pages/weights.py").run()  # on another page, a toast says how it ended
     assert_clean(app)
     toasts = " ".join(t.value for t in app.toast)
     assert "learning rate" in toasts and "smaller" in toasts
-    assert any("smaller" in e.value for e in app.error)  # and stays on the page
+    app.switch_page("pages/train.py").run()
+    assert any("smaller" in e.value for e in app.error)  # and the Train page keeps it
+    assert not app.toast  # without a toast repeating it
+
+
+def test_the_last_runs_message_is_not_shown_for_a_new_model(app):
+    """After a lesson's Start (or an upload), the previous model's "Finished ..." is not
+    the new model's: the Train page says it has not learned anything yet, alone."""
+    app.switch_page("pages/train.py").run()
+    lab = app.session_state["lab"]
+    lab.start(50, lr=0.001)
+    wait_idle(lab)
+    app.run()
+    assert any("Finished" in s.value for s in app.success)
+    app.switch_page("pages/lesson.py").run()
+    next(b for b in app.button if b.key == "lesson_adam").click().run()
+    assert lab.trainer.step == 0
+    app.switch_page("pages/train.py").run()
+    assert_clean(app)
+    assert not any("Finished" in s.value for s in app.success)
+    assert any("has not learned anything yet" in i.value for i in app.info)
 
 
 # --- the lab without Streamlit ------------------------------------------------------------

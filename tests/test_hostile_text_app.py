@@ -147,7 +147,7 @@ def warning_lines(caplog) -> list[logging.LogRecord]:
 
 
 @pytest.mark.parametrize("payload,shows", [
-    ("not json", "Draw a digit in the black box with your mouse (or finger)."),
+    ("not json", "Draw a digit in the black box with your finger or the mouse."),
     ('{"drawing": "abc"}', CLEARED), ('{"backgroundFit": [1]}', CLEARED), ("[1, 2]", None)])
 def test_a_canvas_message_from_the_websocket_that_is_not_a_drawing(payload, shows, caplog):
     """As the browser's message arrives: the canvas's state as JSON text. Streamlit reads
@@ -162,7 +162,7 @@ def test_a_canvas_message_from_the_websocket_that_is_not_a_drawing(payload, show
     with caplog.at_level(logging.INFO):
         at._run(states)
     assert_clean(at)
-    assert (shows or "Draw a digit in the black box with your mouse (or finger).") in [i.value for i in at.info]
+    assert (shows or "Draw a digit in the black box with your finger or the mouse.") in [i.value for i in at.info]
     lines = warning_lines(caplog)
     assert len(lines) == (0 if payload == "[1, 2]" else 1), caplog.text  # JSON, not a mapping: empty
     assert all(r.exc_info is None for r in lines) and "Traceback" not in caplog.text

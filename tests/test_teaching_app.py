@@ -14,6 +14,7 @@ from mlp_lab.teaching import LESSONS, RUNGS, get_experiments
 from test_app import assert_clean, assert_pages_do_not_import_tensorflow, canvas_drawing, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOT_SECONDS = 0.5  # pages/replay.py: Play shows one snapshot per this many seconds
 TEACHING_PAGES = ("pages/lesson.py", "pages/compare.py", "pages/why.py", "pages/inside.py",
                   "pages/replay.py", "pages/keras.py")
 
@@ -144,7 +145,7 @@ def test_compare_page_trains_the_ladder_and_overlays_the_curves(app):
     assert trace_names(accuracy) == [r.title for r in RUNGS.values()]
     bars = chart_by_title(app, "Test accuracy after the same number of steps")
     assert bars["data"][0]["x"] == [r.title for r in RUNGS.values()]
-    table = app.dataframe[0].value
+    table = app.table[0].value
     assert list(table["rung"]) == [r.title for r in RUNGS.values()]
     acc = [float(v.rstrip("%")) for v in table["test accuracy"]]
     assert acc[0] < 25 and acc[-1] > 90 and acc[-1] > acc[0] + 60
@@ -226,7 +227,7 @@ def test_inside_page_shows_the_engines_gradients_and_the_equations(app):
     shown = heatmap_values(chart_by_title(app, "∂L/∂w3"))
     np.testing.assert_allclose(shown, grads["w3"], rtol=1e-5, atol=1e-7)
     # the update shown comes from a copy of the lab's own optimizer (Adam's moments included)
-    update = heatmap_values(chart_by_title(app, "the update applied to w3"))
+    update = heatmap_values(chart_by_title(app, "w3: update"))
     assert np.isfinite(update).all() and np.abs(update).max() > 0
     assert lab.trainer.optimizer.t == 30  # looking did not step the real optimizer
     latex = " ".join(x.value for x in app.latex)
@@ -268,10 +269,14 @@ def test_replay_records_and_scrubs_and_plays(app):
     assert app.metric[0].value == "200"
     # the pictures themselves changed (not only the step in the title)
     assert not np.array_equal(heatmap_values(chart_by_title(app, "The 64 neurons")), grid)
+    started = time.monotonic()
     next(b for b in app.button if b.label == "Play").click().run()  # at the end: from the start
     assert app.session_state["replay_playing"] and app.metric[0].value == "0"
-    app.run()  # what one tick of the timer does (run_every never fires in AppTest)
-    assert app.metric[0].value == "10"
+    time.sleep(2.2 * SNAPSHOT_SECONDS)
+    app.run()  # what a tick of the timer does (run_every never fires in AppTest)
+    # one snapshot (10 steps) per SNAPSHOT_SECONDS of wall time, however slow the run was
+    shown, elapsed = int(app.metric[0].value.replace(",", "")), time.monotonic() - started
+    assert 20 <= shown <= 10 * int(elapsed / SNAPSHOT_SECONDS), (shown, elapsed)
     next(b for b in app.button if b.label == "Pause").click().run()
     assert not app.session_state["replay_playing"]
     assert app.session_state["lab"].trainer.step == 0  # the lab's own model was not trained

@@ -47,20 +47,21 @@ def metric_value(page, label: str) -> str:
 def save_screenshot(page, name: str, height: int | None = None, *, folder: Path) -> Path:
     """Save <folder>/<name>.png (Streamlit scrolls inside its own container, so a taller
     viewport, not full_page, shows more of a page)."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     for button in page.locator('[data-testid="stToast"] button').all():  # toasts hide content
         try:
             button.click(timeout=1000)
         except Exception:  # noqa: BLE001 (it closed by itself meanwhile)
             pass
+    size = page.viewport_size  # the page's own width (a tablet, a phone), taller
     if height:
-        page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+        page.set_viewport_size({"width": size["width"], "height": height})
         page.wait_for_timeout(700)  # let charts re-layout
     png = page.screenshot()
     _save_small_png(png, path)
     if height:
-        page.set_viewport_size(VIEWPORT)
+        page.set_viewport_size(size)
     return path
 
 

@@ -44,6 +44,15 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def axe_script(chromium_path) -> Path:
+    """axe-core's axe.min.js, from the npm package of package.json (`npm ci`)."""
+    path = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+    if not path.is_file():
+        _unavailable("axe-core is not installed: run `npm ci` in the repository (package.json)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def server(chromium_path) -> Server:
     """`streamlit run dashboard.py` on a free port (loadtest's Server); stopped at the end."""
     server = Server()
