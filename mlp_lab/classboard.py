@@ -10,10 +10,13 @@ store make one class.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import secrets
 from dataclasses import dataclass
+
+import segno
 
 from .choices import ModelChoice
 from .store import MAX_DISPLAY_NAME_CHARS, ChallengeEntry, StatusRow
@@ -292,3 +295,10 @@ def banner_text(push: Push) -> str:
     network = ("the notebook model" if push.choice.kind == "notebook" else
                "a dense MLP 784-" + "-".join(map(str, push.choice.hidden)) + "-10")
     return f"Your teacher shared {push.title}: {network}, {push.choice.describe_training()}, lr {push.lr:g}."
+
+
+def qr_png(text: str, scale: int = 6) -> bytes:
+    """``text`` (the address students open) as a QR code, a PNG image (segno, pure Python)."""
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(buffer, kind="png", scale=scale, border=2)
+    return buffer.getvalue()

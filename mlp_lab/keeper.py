@@ -424,6 +424,12 @@ class LabKeeper:
                 self._class_read_at = now
             return dict(self._class)
 
+    def touch(self, student_id: str) -> None:
+        """The student did something the board should show soon (a new name)."""
+        with self._lock:
+            self._touched.add(student_id)
+        self._wake.set()
+
     def forget_class_states(self) -> None:
         """The next ``class_states`` reads the store (the teacher just pushed something)."""
         with self._class_lock:
