@@ -30,7 +30,7 @@ PAGES = [
     st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("pages/keras.py", title="NumPy vs Keras", icon=":material/balance:"),
     # The teacher's page (behind the teacher code): issue #13.
-    st.Page("pages/class_page.py", title="Class", icon=":material/groups:", url_path="class"),
+    st.Page("pages/class.py", title="Class", icon=":material/groups:"),
 ]
 
 page = st.navigation(PAGES)

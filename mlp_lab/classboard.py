@@ -1,7 +1,7 @@
 """The teacher's view of the class: board rows, challenges and their ranking, pushed lessons.
 
 Pure logic (no Streamlit): ``mlp_lab.keeper`` turns each lab in memory into a ``StatusRow``
-(``status_row``) and measures challenge runs; ``pages/class_page.py`` shows what the store
+(``status_row``) and measures challenge runs; ``pages/class.py`` shows what the store
 holds; ``mlp_lab.classroom`` (glue) shows students the pushed lesson. Everything the Class
 page shows or pushes goes through the store, so several server processes sharing one
 store make one class.

@@ -122,7 +122,7 @@ def render_name_field(student_id: str) -> None:
                             width="stretch"):
         st.caption("Your teacher's Class page lists you under this name. Use a nickname, not your "
                    "full name: it is shown to your teacher and may be shown to the class.")
-        st.text_input("Name", value=name, max_chars=40, key="class_name_field")
+        st.text_input("Name shown in class", value=name, max_chars=40, key="class_name_field")
         st.button("Save the name", on_click=_save_name)
         message = st.session_state.get("class_name_message")
         if message:

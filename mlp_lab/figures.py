@@ -131,7 +131,8 @@ def class_curves_figure(curves, *, height: int = 380) -> go.Figure:
         right = max(right, float(steps[-1]))
     fig.update_layout(
         title=dict(text="The class: validation accuracy of every student's model"),
-        height=height, margin=dict(l=10, r=10, t=50, b=10), legend=dict(title=dict(text="student")),
+        height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=True,
+        legend=dict(title=dict(text="student")),
         xaxis=dict(title=dict(text="training step"), range=[0, right * 1.02]),
         yaxis=dict(title=dict(text="% right"), range=[0, 101]))
     if not fig.data:
@@ -155,7 +156,8 @@ def lr_accuracy_figure(points, *, height: int = 380) -> go.Figure:
                                  hovertemplate="%{text}<br>lr %{x:g}<br>%{y:.1f}% right<extra></extra>"))
     fig.update_layout(
         title=dict(text="Which learning rates work: accuracy by learning rate"),
-        height=height, margin=dict(l=10, r=10, t=50, b=10), legend=dict(title=dict(text="optimizer")),
+        height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=True,
+        legend=dict(title=dict(text="optimizer")),
         xaxis=dict(title=dict(text="learning rate (log scale)"), type="log", range=[-5.2, 0.2]),
         yaxis=dict(title=dict(text="% right (test, else validation)"), range=[0, 101]))
     if not fig.data:

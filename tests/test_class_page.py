@@ -49,7 +49,7 @@ def class_page(monkeypatch, code: str | None) -> AppTest:
         monkeypatch.setenv(teacher.CODE_KEY, code)
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/class_page.py").run()
+    at.switch_page("pages/class.py").run()
     return at
 
 

@@ -54,7 +54,11 @@ def _address_and_qr() -> None:
         page_url = str(st.context.url or "")
     except Exception:  # noqa: BLE001 (no browser, as in AppTest: the machine's address is used)
         page_url = ""
-    address = student_address(page_url, st.get_option("browser.serverAddress"))
+    # The app's own address, not this page's: students start on the first page.
+    base = page_url.split("?")[0].rstrip("/")
+    if base.endswith("/class"):
+        base = base[: -len("class")]
+    address = student_address(base, st.get_option("browser.serverAddress"))
     text, picture = st.columns([3, 1])
     with text:
         st.markdown("Students open this address on their own device (same network as this server):")
@@ -96,7 +100,7 @@ def board() -> None:
         st.info("No student is here yet. Hand out the link above: each student who opens it appears here "
                 "within a few seconds.", icon=":material/group:")
         return
-    st.dataframe(classboard.board_table(rows, now), hide_index=True, width="stretch", key="class_table",
+    st.dataframe(classboard.board_table(rows, now), hide_index=True, width="stretch", key="class_table", placeholder="–",
                  column_config={
                      "Learning rate": st.column_config.NumberColumn(format="%g"),
                      "Steps": st.column_config.NumberColumn(format="localized"),
@@ -135,7 +139,7 @@ def leaderboard() -> None:
         st.info("No run meets the rule yet. Each run that ends is measured by the server on the 10,000 test "
                 "images; the best one of each student is listed.", icon=":material/hourglass_top:")
         return
-    st.dataframe(table, hide_index=True, width="stretch", key="leaderboard",
+    st.dataframe(table, hide_index=True, width="stretch", key="leaderboard", placeholder="–",
                  column_config={"Test %": st.column_config.NumberColumn(format="%.2f"),
                                 "Steps": st.column_config.NumberColumn(format="localized"),
                                 "Learning rate": st.column_config.NumberColumn(format="%g")})
