@@ -100,7 +100,8 @@ def board() -> None:
         st.info("No student is here yet. Hand out the link above: each student who opens it appears here "
                 "within a few seconds.", icon=":material/group:")
         return
-    st.dataframe(classboard.board_table(rows, now), hide_index=True, width="stretch", key="class_table", placeholder="–",
+    st.dataframe(classboard.board_table(rows, now), hide_index=True, width="stretch", key="class_table",
+                 placeholder="–",
                  column_config={
                      "Learning rate": st.column_config.NumberColumn(format="%g"),
                      "Steps": st.column_config.NumberColumn(format="localized"),
@@ -145,25 +146,57 @@ def leaderboard() -> None:
                                 "Learning rate": st.column_config.NumberColumn(format="%g")})
 
 
+def _said(message: str, icon: str) -> None:
+    """A toast on the next run (the buttons' callbacks run before the page)."""
+    st.session_state["class_page_toast"] = (message, icon)
+
+
+def _start_challenge() -> None:
+    rule, limit = st.session_state["challenge_rule"], st.session_state["challenge_limit"]
+    target, kind = st.session_state["challenge_target"], st.session_state["challenge_kind"]
+    challenge = Challenge.new(rule, limit, target / 100 if rule == "steps" else None, kind, time.time())
+    store.set_class_state("challenge", challenge.to_dict())
+    keeper.forget_class_states()
+    _said(plain(f"Challenge started: {challenge.describe()}."), ":material/emoji_events:")
+
+
+def _end_challenge() -> None:
+    store.clear_class_state("challenge")
+    keeper.forget_class_states()
+    _said("The challenge is over (its leaderboard is gone from the students' pages).", ":material/flag:")
+
+
 def _challenge_form() -> None:
     with st.form("challenge"):
-        rule = st.radio("Rule", ["accuracy", "steps"], horizontal=True, format_func={
+        st.radio("Rule", ["accuracy", "steps"], horizontal=True, key="challenge_rule", format_func={
             "accuracy": "Best test accuracy within a step limit",
             "steps": "Reach a test accuracy with the fewest steps"}.get)
         a, b, c = st.columns(3)
-        limit = a.selectbox("At most this many steps", [None, *STEP_OPTIONS], index=STEP_OPTIONS.index(2000) + 1,
-                            format_func=lambda s: "no limit" if s is None else f"{s:,}")
-        target = b.slider("Target test accuracy (fewest steps)", 50, 99, 95, format="%d%%")
-        kind = c.selectbox("Model", list(KIND_WORDS), format_func=lambda k: KIND_WORDS[k].capitalize())
-        if st.form_submit_button("Start this challenge", type="primary", icon=":material/emoji_events:"):
-            challenge = Challenge.new(rule, limit, target / 100 if rule == "steps" else None, kind, time.time())
-            store.set_class_state("challenge", challenge.to_dict())
-            keeper.forget_class_states()
-            st.toast(plain(f"Challenge started: {challenge.describe()}."), icon=":material/emoji_events:")
-    if st.button("End the challenge", icon=":material/flag:"):
-        store.clear_class_state("challenge")
-        keeper.forget_class_states()
-        st.rerun()
+        a.selectbox("At most this many steps", [None, *STEP_OPTIONS], index=STEP_OPTIONS.index(2000) + 1,
+                    key="challenge_limit", format_func=lambda s: "no limit" if s is None else f"{s:,}")
+        b.slider("Target test accuracy (fewest steps)", 50, 99, 95, format="%d%%", key="challenge_target")
+        c.selectbox("Model", list(KIND_WORDS), format_func=lambda k: KIND_WORDS[k].capitalize(),
+                    key="challenge_kind")
+        st.form_submit_button("Start this challenge", type="primary", icon=":material/emoji_events:",
+                              on_click=_start_challenge)
+    st.button("End the challenge", icon=":material/flag:", on_click=_end_challenge)
+
+
+def _push() -> None:
+    pick = st.session_state.get("push_pick")
+    if pick == "mine":
+        steps = int(st.session_state.get("steps_choice", lab.train_steps))
+        payload = classboard.push_settings(lab.choice, lab.lr, steps)
+    else:
+        payload = classboard.push_lesson(pick)
+    store.set_class_state("lesson", payload)
+    keeper.forget_class_states()
+    _said("Pushed: every student sees a banner with a Join button within a few seconds.", ":material/campaign:")
+
+
+def _take_back() -> None:
+    store.clear_class_state("lesson")
+    keeper.forget_class_states()
 
 
 def _move_the_class() -> None:
@@ -171,64 +204,56 @@ def _move_the_class() -> None:
     labels = {lesson.key: f"Lesson {lesson.title}" for lesson in LESSONS}
     labels["mine"] = f"My current settings ({lab.model.describe()}, {lab.choice.describe_training()}, lr {lab.lr:g})"
     pick = st.selectbox("Lesson to start", options, format_func=labels.get, key="push_pick")
-    if st.button("Push it to every student", type="primary", icon=":material/campaign:"):
-        if pick == "mine":
-            steps = int(st.session_state.get("steps_choice", lab.train_steps))
-            payload = classboard.push_settings(lab.choice, lab.lr, steps)
-        else:
-            payload = classboard.push_lesson(pick)
-        store.set_class_state("lesson", payload)
-        keeper.forget_class_states()
-        st.toast("Pushed: every student sees a banner with a Join button within a few seconds.",
-                 icon=":material/campaign:")
+    st.button("Push it to every student", type="primary", icon=":material/campaign:", on_click=_push)
     pushed = store.class_state().get("lesson")
     push = push_from(pushed.value) if pushed else None
     if push is not None:
         when = time.strftime("%H:%M", time.localtime(pushed.set_at))
         st.markdown(f"Students see now (since {when}): *{plain(classboard.banner_text(push))}* **Join**")
-        if st.button("Take the banner back", icon=":material/undo:"):
-            store.clear_class_state("lesson")
-            keeper.forget_class_states()
-            st.rerun()
+        st.button("Take the banner back", icon=":material/undo:", on_click=_take_back)
     if pick in LESSONS_BY_KEY:
         st.caption(plain(LESSONS_BY_KEY[pick].goal))
 
 
-def _confirmed(key: str, label: str, question: str, icon: str) -> bool:
-    """A button, then a question with Yes / Cancel: True once, when Yes is pressed."""
+def _confirmed(key: str, label: str, question: str, icon: str, action) -> None:
+    """A button, then a question with Yes / Cancel; Yes runs ``action``."""
     if not st.session_state.get(key):
-        if st.button(label, icon=icon, key=f"{key}_ask"):
-            st.session_state[key] = True
-            st.rerun()
-        return False
+        st.button(label, icon=icon, key=f"{key}_ask", on_click=st.session_state.__setitem__, args=(key, True))
+        return
     st.warning(question, icon=":material/help:")
     yes, no = st.columns(2)
-    if no.button("Cancel", key=f"{key}_no", width="stretch"):
+
+    def do() -> None:
         st.session_state[key] = False
-        st.rerun()
-    if yes.button("Yes, do it", key=f"{key}_yes", type="primary", width="stretch"):
-        st.session_state[key] = False
-        return True
-    return False
+        action()
+
+    yes.button("Yes, do it", key=f"{key}_yes", type="primary", width="stretch", on_click=do)
+    no.button("Cancel", key=f"{key}_no", width="stretch", on_click=st.session_state.__setitem__, args=(key, False))
+
+
+def _stop_all() -> None:
+    store.set_class_state("stop", {"by": "teacher"})
+    keeper.forget_class_states()
+    stopped = keeper.stop_every_run()  # this process at once; the others within a few seconds
+    _said(f"Every run is stopping ({stopped} in this server process at once; the others within a few "
+          "seconds).", ":material/stop_circle:")
+
+
+def _clear() -> None:
+    store.clear_class()
+    keeper.forget_class_states()
+    _said("The class's records are cleared. Students reappear as they work.", ":material/delete_sweep:")
 
 
 def _controls() -> None:
     left, right = st.columns(2)
     with left:
-        if _confirmed("confirm_stop", "Stop every run…", "Stop every student's training now, on every server "
-                      "process? Their models keep what they learnt so far.", ":material/stop_circle:"):
-            store.set_class_state("stop", {"by": "teacher"})
-            keeper.forget_class_states()
-            stopped = keeper.stop_every_run()  # this process at once; the others within a few seconds
-            st.toast(f"Every run is stopping ({stopped} in this server process at once; the others within "
-                     "a few seconds).", icon=":material/stop_circle:")
+        _confirmed("confirm_stop", "Stop every run…", "Stop every student's training now, on every server "
+                   "process? Their models keep what they learnt so far.", ":material/stop_circle:", _stop_all)
     with right:
-        if _confirmed("confirm_clear", "Clear the class's records…", "Clear the board, the challenge and its "
-                      "leaderboard, and the pushed lesson? Students' own models and My models stay.",
-                      ":material/delete_sweep:"):
-            store.clear_class()
-            keeper.forget_class_states()
-            st.toast("The class's records are cleared. Students reappear as they work.", icon=":material/delete_sweep:")
+        _confirmed("confirm_clear", "Clear the class's records…", "Clear the board, the challenge and its "
+                   "leaderboard, and the pushed lesson? Students' own models and My models stay.",
+                   ":material/delete_sweep:", _clear)
 
 
 def main() -> None:
@@ -245,6 +270,9 @@ def main() -> None:
     if store is None:
         st.error("This server keeps no store, so the class cannot be shown.")
         return
+    said = st.session_state.pop("class_page_toast", None)
+    if said:
+        st.toast(said[0], icon=said[1])
     head, out = st.columns([5, 1])
     head.caption("**What am I looking at?** Every student active in the last few hours, live: their network, "
                  "how far they trained and how well it does. Start a challenge, move the class to a lesson, "

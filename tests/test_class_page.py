@@ -167,3 +167,35 @@ def test_the_code_comes_from_the_environment_or_the_secrets_and_a_missing_file_i
     assert configured_code({}, lambda key: "  from-secrets ") == "from-secrets"
     assert configured_code({teacher.CODE_KEY: "from-env"}, lambda key: "from-secrets") == "from-env"
     assert teacher.code_problem("short") and teacher.code_problem(CODE) is None
+
+
+def press(at: AppTest, label: str) -> None:
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception
+
+
+def test_stop_every_run_and_clear_the_records_each_ask_first(fresh, monkeypatch):
+    other = a_student_row(fresh, "Quokka Zed")
+    at = class_page(monkeypatch, CODE)
+    submit(at, CODE)
+    lab = at.session_state["lab"]  # a run going in this server process
+    assert lab.start(50_000) is None
+    press(at, "Stop every run…")
+    assert lab.running and "stop" not in fresh.class_state()  # only asked
+    assert any("Stop every student's training now" in w.value for w in at.warning)
+    press(at, "Cancel")
+    assert lab.running and not at.warning
+    press(at, "Stop every run…")
+    press(at, "Yes, do it")
+    assert "stop" in fresh.class_state()  # for every process sharing the store
+    deadline = time.monotonic() + 10
+    while lab.running:
+        assert time.monotonic() < deadline, "the run did not stop"
+        time.sleep(0.05)
+    assert lab.trainer.step < 50_000
+
+    assert any(r.student_id == other for r in fresh.class_board(0))
+    press(at, "Clear the class's records…")
+    assert any(r.student_id == other for r in fresh.class_board(0))
+    press(at, "Yes, do it")
+    assert all(r.student_id != other for r in fresh.class_board(0))  # (the teacher's own may come back)

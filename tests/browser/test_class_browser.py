@@ -121,7 +121,8 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
         for _, _, page in students:
             page.get_by_text("Finished: trained 500 steps").first.wait_for(timeout=180_000)
         rows = rows_until(teacher, lambda rows: all(
-            any(r["Student"] == n and r["Steps"] == "500" and r["Validation %"] for r in rows) for n in ("Ada", "Grace")))
+            any(r["Student"] == n and r["Steps"] == "500" and r["Validation %"] for r in rows)
+            for n in ("Ada", "Grace")))
         for name in ("Ada", "Grace"):
             row = next(r for r in rows if r["Student"] == name)
             assert float(row["Validation %"]) > 90 and row["State"] == "not training"
