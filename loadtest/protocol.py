@@ -120,6 +120,7 @@ class StudentSession:
         self.widgets: dict[str, tuple[str, str]] = {}  # label -> (widget id, fragment id)
         self.disabled: set[str] = set()  # labels of the page's disabled buttons
         self.canvas: tuple[str, str] | None = None  # (widget id, fragment id)
+        self.inputs: dict[str, str] = {}  # text field label -> widget id
         # The values of the page's widgets, sent with every request as the browser does
         # (Streamlit coalesces a pending request with a newer one and keeps the newer one's
         # values: a refresh sent without the drawing would wipe it).
@@ -191,6 +192,7 @@ class StudentSession:
                 self.page_hash = msg.new_session.page_script_hash
                 self.widgets, self.disabled = {}, set()
                 self.canvas = None
+                self.inputs = {}
         elif kind == "navigation":
             for page in msg.navigation.app_pages:
                 self.pages[page.page_name] = page.page_script_hash
@@ -213,6 +215,8 @@ class StudentSession:
                     self.disabled.discard(element.button.label)
             elif which == "bidi_component":
                 self.canvas = (element.bidi_component.id, delta.fragment_id)
+            elif which == "text_input":
+                self.inputs[element.text_input.label] = element.text_input.id
             elif which == "exception":
                 self.error(f"session {self.number}: an exception element: "
                            f"{element.exception.type}: {element.exception.message[:200]}")
@@ -395,6 +399,46 @@ class StudentSession:
         if self.canvas is not None:
             self.values.pop(self.canvas[0], None)  # Clear mounts a new, empty canvas
         return await self.press("Clear", "clear", check)
+
+
+    async def open_class_page(self, code: str) -> Run | None:
+        """The teacher: the Class page, then its code typed into the password field and the
+        form submitted (as a browser sends a form: the field's value with the button)."""
+        if await self.go("Class") is None:
+            return None
+        field, button = self.inputs.get("Teacher code"), self.widgets.get("Open the Class page")
+        if field is None or button is None:
+            self.error(f"session {self.number}: the Class page asks for no code")
+            return None
+
+        def check(run):
+            return None if run.has_text("The class at a glance") else "the code did not open the Class page"
+        return await self.act("teacher: type the code", check,
+                              widgets=[(field, "string_value", code), (button[0], "trigger_value", True)])
+
+
+async def teacher(ws_url: str, code: str, record, error, opened: asyncio.Event,
+                  close_now: asyncio.Event) -> None:
+    """The teacher's browser tab: the Class page, logged in with the code, left open; its
+    live board and leaderboard refresh themselves (run_every), each refresh timed through
+    ``record`` as "teacher: board refresh"."""
+    def teacher_record(kind: str, seconds: float) -> None:
+        record("teacher: board refresh" if kind == "auto-refresh (run_every)" else kind, seconds)
+
+    session = StudentSession(ws_url, -1, teacher_record, error)
+    try:
+        try:
+            await asyncio.wait_for(session.connect(), ACTION_TIMEOUT_S)
+        except Exception as exc:
+            error(f"teacher: could not connect: {type(exc).__name__}: {exc}")
+            return
+        if await session.open() is not None:
+            await session.open_class_page(code)
+        opened.set()
+        await close_now.wait()
+    finally:
+        opened.set()
+        await session.close()
 
 
 # --- one student's lesson ------------------------------------------------------------------------

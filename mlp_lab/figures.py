@@ -118,17 +118,19 @@ def class_curves_figure(curves, *, height: int = 380) -> go.Figure:
     """Every student's validation accuracy on one chart: ``curves`` is a list of
     ``(name, steps, accuracies 0-1)``. Names are students' text: HTML-escaped here (Plotly
     reads tags such as <a> in trace names and hover text)."""
-    fig = go.Figure()
-    right = 10.0
+    right, traces = 10.0, []
     for name, steps, accuracy in curves:
         if not len(steps):
             continue
         label = html.escape(str(name))
-        fig.add_trace(go.Scatter(x=np.asarray(steps, dtype=np.int32),
-                                 y=(np.asarray(accuracy, dtype=np.float64) * 100).astype(np.float32),
-                                 mode="lines+markers", name=label, marker=dict(size=4), line=dict(width=2),
-                                 hovertemplate=f"{label}<br>step %{{x}}<br>%{{y:.1f}}% right<extra></extra>"))
+        # Plain dicts, given to the Figure at once: a third of the time of add_trace per
+        # student (Plotly validates every property in Python; the page refreshes every 5 s).
+        traces.append(dict(type="scatter", x=np.asarray(steps, dtype=np.int32),
+                           y=(np.asarray(accuracy, dtype=np.float64) * 100).astype(np.float32),
+                           mode="lines+markers", name=label, marker=dict(size=4), line=dict(width=2),
+                           hovertemplate=f"{label}<br>step %{{x}}<br>%{{y:.1f}}% right<extra></extra>"))
         right = max(right, float(steps[-1]))
+    fig = go.Figure(data=traces)
     fig.update_layout(
         title=dict(text="The class: validation accuracy of every student's model"),
         height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=True,
@@ -144,16 +146,17 @@ def lr_accuracy_figure(points, *, height: int = 380) -> go.Figure:
     """Learning rate (log axis) against accuracy: ``points`` is a list of ``(name, lr,
     accuracy 0-1, optimizer label)``; one colour per optimizer, so the class sees which
     rates work for which."""
-    fig = go.Figure()
     by_optimizer: dict[str, list] = {}
     for name, lr, accuracy, optimizer in points:
         if accuracy is not None and lr and lr > 0:
             by_optimizer.setdefault(str(optimizer), []).append((html.escape(str(name)), lr, accuracy * 100))
+    traces = []
     for optimizer, items in sorted(by_optimizer.items()):
         names, lrs, accs = zip(*items)
-        fig.add_trace(go.Scatter(x=list(lrs), y=list(accs), mode="markers", name=html.escape(optimizer),
-                                 text=list(names), marker=dict(size=11, line=dict(width=1, color="white")),
-                                 hovertemplate="%{text}<br>lr %{x:g}<br>%{y:.1f}% right<extra></extra>"))
+        traces.append(dict(type="scatter", x=list(lrs), y=list(accs), mode="markers", name=html.escape(optimizer),
+                           text=list(names), marker=dict(size=11, line=dict(width=1, color="white")),
+                           hovertemplate="%{text}<br>lr %{x:g}<br>%{y:.1f}% right<extra></extra>"))
+    fig = go.Figure(data=traces)
     fig.update_layout(
         title=dict(text="Which learning rates work: accuracy by learning rate"),
         height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=True,

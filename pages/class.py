@@ -14,7 +14,7 @@ from mlp_lab.classboard import ACTIVE_HOURS, KIND_WORDS, Challenge, push_from
 from mlp_lab.classroom import code_gate, log_out, teacher_code
 from mlp_lab.figures import class_curves_figure, lr_accuracy_figure
 from mlp_lab.keeper import get_keeper
-from mlp_lab.session import get_lab, guarded
+from mlp_lab.session import FIGURES, get_lab, guarded
 from mlp_lab.store import StoreError
 from mlp_lab.teacher import CODE_KEY, code_problem
 from mlp_lab.teaching import LESSONS, LESSONS_BY_KEY
@@ -99,7 +99,12 @@ def board() -> None:
     if not rows:
         st.info("No student is here yet. Hand out the link above: each student who opens it appears here "
                 "within a few seconds.", icon=":material/group:")
-        return
+    else:
+        _board_rows(rows, now)
+    leaderboard()
+
+
+def _board_rows(rows, now: float) -> None:
     st.dataframe(classboard.board_table(rows, now), hide_index=True, width="stretch", key="class_table",
                  placeholder="–",
                  column_config={
@@ -112,17 +117,19 @@ def board() -> None:
                          format="%.2f", help="On the 10,000 test images, when measured (Test page, or a challenge)."),
                  })
     names = classboard.unique_names([(r.student_id, r.display_name) for r in rows])
+    curves = tuple((names[r.student_id], tuple(s for s, _ in r.curve), tuple(a for _, a in r.curve)) for r in rows)
+    points = tuple((names[r.student_id], r.lr, _accuracy_of(r), r.optimizer) for r in rows)
     left, right = st.columns(2)
-    left.plotly_chart(class_curves_figure([(names[r.student_id], [s for s, _ in r.curve], [a for _, a in r.curve])
-                                           for r in rows]), width="stretch", key="class_curves")
-    right.plotly_chart(lr_accuracy_figure([(names[r.student_id], r.lr, _accuracy_of(r), r.optimizer)
-                                           for r in rows]), width="stretch", key="class_lr")
+    # Built once per content (a class that does not train costs no new figure).
+    left.plotly_chart(FIGURES.get(("class_curves", curves), lambda: class_curves_figure(curves)),
+                      width="stretch", key="class_curves")
+    right.plotly_chart(FIGURES.get(("class_lr", points), lambda: lr_accuracy_figure(points)),
+                       width="stretch", key="class_lr")
     st.caption(f"Refreshed every {BOARD_SECONDS:g} s. Click a column's title to sort by it.")
 
 
-@st.fragment(run_every=BOARD_SECONDS)
-@guarded
 def leaderboard() -> None:
+    st.subheader("Challenge")
     try:
         states = store.class_state()
         challenge = Challenge.from_dict(states["challenge"].value) if "challenge" in states else None
@@ -280,9 +287,7 @@ def main() -> None:
     out.button("Lock the page", icon=":material/lock:", on_click=log_out, width="stretch")
     _address_and_qr()
     st.subheader("The class at a glance")
-    board()
-    st.subheader("Challenge")
-    leaderboard()
+    board()  # and the challenge's leaderboard: one refresh for both
     with st.expander("Set a challenge", icon=":material/emoji_events:"):
         _challenge_form()
     st.subheader("Move the class")
