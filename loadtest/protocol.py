@@ -417,6 +417,15 @@ class StudentSession:
                               widgets=[(field, "string_value", code), (button[0], "trigger_value", True)])
 
 
+async def _connected(session: StudentSession, error, who: str) -> bool:
+    try:
+        await asyncio.wait_for(session.connect(), ACTION_TIMEOUT_S)
+    except Exception as exc:
+        error(f"{who}: could not connect: {type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
 async def teacher(ws_url: str, code: str, record, error, opened: asyncio.Event,
                   close_now: asyncio.Event) -> None:
     """The teacher's browser tab: the Class page, logged in with the code, left open; its
@@ -427,10 +436,7 @@ async def teacher(ws_url: str, code: str, record, error, opened: asyncio.Event,
 
     session = StudentSession(ws_url, -1, teacher_record, error)
     try:
-        try:
-            await asyncio.wait_for(session.connect(), ACTION_TIMEOUT_S)
-        except Exception as exc:
-            error(f"teacher: could not connect: {type(exc).__name__}: {exc}")
+        if not await _connected(session, error, "teacher"):
             return
         if await session.open() is not None:
             await session.open_class_page(code)
@@ -450,10 +456,7 @@ async def student(ws_url: str, number: int, trains: bool, rounds: int, record, e
                   rng: random.Random, think=(0.5, 1.5)) -> None:
     session = StudentSession(ws_url, number, record, error)
     try:
-        try:
-            await asyncio.wait_for(session.connect(), ACTION_TIMEOUT_S)
-        except Exception as exc:
-            error(f"session {number}: could not connect: {type(exc).__name__}: {exc}")
+        if not await _connected(session, error, f"session {number}"):
             return
         first = await session.open()
         opened.set()
