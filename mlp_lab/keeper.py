@@ -132,6 +132,7 @@ class LabKeeper:
         # which students (re)connected since; what the teacher pushed, read every few seconds.
         self._rows: dict[str, StatusRow] = {}
         self._rows_at: dict[str, float] = {}
+        self._signatures: dict[str, tuple] = {}  # what the last row was built from
         self._touched: set[str] = set()
         self._class: dict[str, ClassState] = {}
         self._class_read_at: float | None = None
@@ -323,6 +324,7 @@ class LabKeeper:
                 del self._opening[student_id]
                 self._rows.pop(student_id, None)
                 self._rows_at.pop(student_id, None)
+                self._signatures.pop(student_id, None)
             self._let_go(kept)
         log.info("lab of student %s… left memory (labs in memory: %d, budget used: %.0f MB)",
                  student_id[:6], self.in_memory(), self.budget.used() / 2**20)
@@ -405,6 +407,8 @@ class LabKeeper:
                 self._measure(challenge, labs)
             self._write_rows(labs, now)
         except StoreError as exc:
+            with self._lock:
+                self._signatures.clear()  # every row is built and written again next time
             if str(exc) != self.class_problem:
                 log.warning("class board: %s", exc)
             self.class_problem = str(exc)
@@ -486,11 +490,16 @@ class LabKeeper:
         for student_id, kept in labs:
             if kept.lab.released:
                 continue
+            lab = kept.lab
+            signature = (lab.revision, lab.trainer.step, lab.running, lab.waiting)
             with self._lock:
                 touched = student_id in self._touched
                 self._touched.discard(student_id)
                 last, last_at = self._rows.get(student_id), self._rows_at.get(student_id, -1e18)
-            row = status_row(student_id, kept.lab, self.wall())
+                if not (touched or final) and self._signatures.get(student_id) == signature:
+                    continue  # nothing the row shows can have changed: not even built
+                self._signatures[student_id] = signature
+            row = status_row(student_id, lab, self.wall())
             training, due = row.state in ("training", "waiting"), now - last_at >= STATUS_SECONDS
             if not (touched or final):
                 if same_row(last, row) and not (training and due):

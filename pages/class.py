@@ -158,6 +158,18 @@ def _said(message: str, icon: str) -> None:
     st.session_state["class_page_toast"] = (message, icon)
 
 
+def _action(function):
+    """A button's callback: the store's error becomes the toast (callbacks run before the
+    page's own try/except)."""
+    def callback(*args):
+        try:
+            function(*args)
+        except StoreError as exc:
+            _said(plain(exc), ":material/cloud_off:")
+    return callback
+
+
+@_action
 def _start_challenge() -> None:
     rule, limit = st.session_state["challenge_rule"], st.session_state["challenge_limit"]
     target, kind = st.session_state["challenge_target"], st.session_state["challenge_kind"]
@@ -167,6 +179,7 @@ def _start_challenge() -> None:
     _said(plain(f"Challenge started: {challenge.describe()}."), ":material/emoji_events:")
 
 
+@_action
 def _end_challenge() -> None:
     store.clear_class_state("challenge")
     keeper.forget_class_states()
@@ -189,6 +202,7 @@ def _challenge_form() -> None:
     st.button("End the challenge", icon=":material/flag:", on_click=_end_challenge)
 
 
+@_action
 def _push() -> None:
     pick = st.session_state.get("push_pick")
     if pick == "mine":
@@ -201,6 +215,7 @@ def _push() -> None:
     _said("Pushed: every student sees a banner with a Join button within a few seconds.", ":material/campaign:")
 
 
+@_action
 def _take_back() -> None:
     store.clear_class_state("lesson")
     keeper.forget_class_states()
@@ -212,7 +227,11 @@ def _move_the_class() -> None:
     labels["mine"] = f"My current settings ({lab.model.describe()}, {lab.choice.describe_training()}, lr {lab.lr:g})"
     pick = st.selectbox("Lesson to start", options, format_func=labels.get, key="push_pick")
     st.button("Push it to every student", type="primary", icon=":material/campaign:", on_click=_push)
-    pushed = store.class_state().get("lesson")
+    try:
+        pushed = store.class_state().get("lesson")
+    except StoreError as exc:
+        st.warning(plain(exc), icon=":material/cloud_off:")
+        pushed = None
     push = push_from(pushed.value) if pushed else None
     if push is not None:
         when = time.strftime("%H:%M", time.localtime(pushed.set_at))
@@ -238,6 +257,7 @@ def _confirmed(key: str, label: str, question: str, icon: str, action) -> None:
     no.button("Cancel", key=f"{key}_no", width="stretch", on_click=st.session_state.__setitem__, args=(key, False))
 
 
+@_action
 def _stop_all() -> None:
     store.set_class_state("stop", {"by": "teacher"})
     keeper.forget_class_states()
@@ -246,6 +266,7 @@ def _stop_all() -> None:
           "seconds).", ":material/stop_circle:")
 
 
+@_action
 def _clear() -> None:
     store.clear_class()
     keeper.forget_class_states()
