@@ -88,7 +88,14 @@ class Run:
                 out.append(element.progress.text)
             elif kind == "metric":
                 out.append(f"{element.metric.label}: {element.metric.body}")
+            elif kind == "toast":
+                out.append(element.toast.body)
         return out
+
+    def notices(self) -> list[str]:
+        """What the page told the user: its alerts and toasts."""
+        return [element.alert.body if kind == "alert" else element.toast.body
+                for kind, element, _ in self.elements if kind in ("alert", "toast")]
 
     def has_text(self, text: str) -> bool:
         return any(text in t for t in self.texts())
@@ -121,6 +128,9 @@ class StudentSession:
         self.disabled: set[str] = set()  # labels of the page's disabled buttons
         self.canvas: tuple[str, str] | None = None  # (widget id, fragment id)
         self.inputs: dict[str, str] = {}  # text field label -> widget id
+        self.uploader: tuple[str, str] | None = None  # the file uploader: (widget id, fragment id)
+        self.session_id = ""  # the server's id of this session (upload URLs carry it)
+        self.file_urls: dict[str, asyncio.Future] = {}  # request id -> its file_urls_response
         # The values of the page's widgets, sent with every request as the browser does
         # (Streamlit coalesces a pending request with a newer one and keeps the newer one's
         # values: a refresh sent without the drawing would wipe it).
@@ -187,11 +197,12 @@ class StudentSession:
         kind = msg.WhichOneof("type")
         if kind == "new_session":
             run = self._current = self._run_of(msg)  # a session runs one script at a time
+            self.session_id = msg.new_session.initialize.session_id or self.session_id
             if not run.fragments:  # a full run: the browser drops its auto-reruns
                 self._stop_autoreruns()
                 self.page_hash = msg.new_session.page_script_hash
                 self.widgets, self.disabled = {}, set()
-                self.canvas = None
+                self.canvas = self.uploader = None
                 self.inputs = {}
         elif kind == "navigation":
             for page in msg.navigation.app_pages:
@@ -217,6 +228,8 @@ class StudentSession:
                 self.canvas = (element.bidi_component.id, delta.fragment_id)
             elif which == "text_input":
                 self.inputs[element.text_input.label] = element.text_input.id
+            elif which == "file_uploader":
+                self.uploader = (element.file_uploader.id, delta.fragment_id)
             elif which == "exception":
                 self.error(f"session {self.number}: an exception element: "
                            f"{element.exception.type}: {element.exception.message[:200]}")
@@ -234,6 +247,10 @@ class StudentSession:
                 if not future.done() and predicate(run):
                     future.set_result(run)
             self._waiters = [(p, f) for p, f in self._waiters if not f.done()]
+        elif kind == "file_urls_response":
+            future = self.file_urls.pop(msg.file_urls_response.response_id, None)
+            if future is not None and not future.done():
+                future.set_result(msg.file_urls_response)
         elif kind == "auto_rerun":
             fragment, interval = msg.auto_rerun.fragment_id, msg.auto_rerun.interval
             if fragment and interval > 0 and fragment not in self._autoreruns:
@@ -297,12 +314,70 @@ class StudentSession:
         for widget_id, (field_name, value) in values.items():
             widget = state.widget_states.widgets.add()
             widget.id = widget_id
-            setattr(widget, field_name, value)
+            if hasattr(value, "SerializeToString"):  # a message, e.g. the uploader's state
+                getattr(widget, field_name).CopyFrom(value)
+            else:
+                setattr(widget, field_name, value)
         await self.ws.send(msg.SerializeToString())
 
     async def request_rerun(self) -> None:
         """Ask for a rerun of the page as it is, without waiting for the answer (a flood)."""
         await self._send()
+
+    async def upload(self, http_url: str, name: str, data: bytes, rerun: bool = True) -> tuple[int, object]:
+        """Upload a file as the browser's file uploader does: ask for an upload URL over the
+        websocket (``file_urls_request``), PUT the file there over HTTP (multipart, with an
+        XSRF token made up on the spot: a matching cookie and header pair is all the server
+        checks), then rerun with the uploader's new value. Returns the HTTP status and the
+        rerun's Run (None if the upload was refused, no answer came, or ``rerun`` is False:
+        a file no widget asks for)."""
+        import secrets
+        import urllib.error
+        import urllib.request
+
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.Common_pb2 import FileUploaderState, UploadedFileInfo
+        from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_token_string
+
+        if self.uploader is None:
+            self.error(f"session {self.number}: no file uploader on the page")
+            return 0, None
+        request_id = secrets.token_hex(8)
+        answer = self.file_urls[request_id] = asyncio.get_running_loop().create_future()
+        msg = BackMsg()
+        msg.file_urls_request.request_id = request_id
+        msg.file_urls_request.session_id = self.session_id
+        msg.file_urls_request.file_names.append(name)
+        await self.ws.send(msg.SerializeToString())
+        urls = (await asyncio.wait_for(answer, ACTION_TIMEOUT_S)).file_urls[0]
+        token = generate_xsrf_token_string()
+        boundary = secrets.token_hex(16)
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + \
+            f"\r\n--{boundary}--\r\n".encode()
+        target = urls.upload_url if urls.upload_url.startswith("http") else http_url + urls.upload_url
+        request = urllib.request.Request(target, data=body, method="PUT", headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Xsrftoken": token,
+            "Cookie": f"_streamlit_xsrf={token}"})
+
+        def put() -> int:
+            try:
+                with urllib.request.urlopen(request, timeout=ACTION_TIMEOUT_S) as response:
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except OSError:
+                return -1
+        status = await asyncio.to_thread(put)
+        if status != 204 or not rerun:
+            return status, None
+        widget_id, fragment = self.uploader
+        value = FileUploaderState(uploaded_file_info=[UploadedFileInfo(
+            name=name, size=len(data), file_id=urls.file_id, file_urls=urls)])
+        run = await self.act("upload a model", lambda run: None,
+                             widgets=[(widget_id, "file_uploader_state_value", value)],
+                             fragment_id=fragment)
+        return status, run
 
     # --- actions -----------------------------------------------------------------------------
     async def act(self, kind: str, check, page_hash: str | None = None, widgets=(),

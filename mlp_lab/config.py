@@ -94,6 +94,13 @@ def default_memory_mb() -> float:
 # mlp_lab.budget.estimate_bytes); a new model beyond it is refused.
 MEMORY_BUDGET_BYTES = int(env_number("MLP_LAB_MEMORY_MB", round(default_memory_mb()), float) * 2**20)
 MAX_UPLOAD_BYTES = 20 * 2**20  # uploaded model files; .streamlit/config.toml's maxUploadSize too
+# Uploaded files Streamlit holds in memory (mlp_lab.uploads): a session keeps its newest
+# UPLOADS_KEPT_PER_SESSION; it may upload UPLOAD_BURST at once, then UPLOAD_RATE a second;
+# all sessions together hold at most UPLOADS_TOTAL_BYTES.
+UPLOADS_KEPT_PER_SESSION = env_number("MLP_LAB_UPLOADS_KEPT_PER_SESSION", 2, int)
+UPLOAD_RATE = env_number("MLP_LAB_UPLOAD_RATE", 0.2, float)
+UPLOAD_BURST = env_number("MLP_LAB_UPLOAD_BURST", 5, int)
+UPLOADS_TOTAL_BYTES = int(env_number("MLP_LAB_UPLOADS_TOTAL_MB", 200.0, float) * 2**20)
 DEBUG = debug_mode()  # MLP_LAB_DEBUG: tracebacks instead of the friendly error message
 
 

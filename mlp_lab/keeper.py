@@ -32,7 +32,7 @@ from typing import Callable
 
 from . import config
 from .budget import MemoryBudget, ModelRefused, give_back_memory, tune_malloc
-from .lab import LabSession
+from .lab import FRESH_SOURCE, LabSession
 from .pool import server_wide
 from .classboard import Challenge, same_row, status_row
 from .store import (ChallengeEntry, ClassState, KeptModel, SQLiteStore, StatusRow, Store, StoreCorrupted,
@@ -74,14 +74,24 @@ class _Kept:
     retry_at: float = 0.0  # after a failed save: not before this
     problems: list[str] = field(default_factory=list)  # store messages for the student, once each
     told: set[str] = field(default_factory=set)  # the messages already given (until a save works)
+    in_store: bool = False  # the store holds a lab of this student's (loaded, or saved since)
 
     def tell(self, message: str) -> None:  # (keeper lock held)
         if message not in self.told:
             self.told.add(message)
             self.problems.append(message)
 
+    def worth_saving(self) -> bool:
+        """Fresh weights never trained (no run started), of a student the store does not
+        know yet, are not saved: they are only settings (which a link holds too). Saving
+        them cost 15 MB for the largest network a link allows, so a client opening that link
+        in a loop (a new student each time) filled the store for everyone in minutes
+        (loadtest/hostile.py)."""
+        lab = self.lab
+        return self.in_store or lab.running or lab.trainer.step > 0 or lab.source != FRESH_SOURCE
+
     def unsaved(self) -> bool:
-        if self.lab.released:  # nothing left to save (its arrays are gone)
+        if self.lab.released or not self.worth_saving():  # nothing (worth keeping) to save
             return False
         return (self.lab.revision, self.lab.trainer.step) != self.saved
 
@@ -199,6 +209,7 @@ class LabKeeper:
                            "start with a fresh model.")
             else:
                 restored = True
+        kept.in_store = record is not None
         # Its own work is never refused for the budget; it counts from now on.
         self.budget.count(lab, lab.choice)
         # What the store holds already (the record), or a fresh lab: nothing to save yet.
@@ -276,6 +287,7 @@ class LabKeeper:
         self.stats.add(time.perf_counter() - started, len(record.model))
         with self._lock:
             kept.saved, kept.saved_at, kept.retry_at = (revision, record.steps), self.clock(), 0.0
+            kept.in_store = True
             kept.told.clear()  # saving works again: a later failure is news
         return None
 

@@ -96,6 +96,9 @@ class RunInfo:
     result_seconds: float = 0.0  # wall time spent on training steps (validation excluded)
 
 
+FRESH_SOURCE = "fresh weights"  # a lab's source when its weights were made here, not loaded
+
+
 @dataclass(frozen=True)
 class LabStatus:
     """What the sidebar and the pages show about the lab, read in one go."""
@@ -122,7 +125,7 @@ class LabStatus:
 
     @property
     def untrained(self) -> bool:
-        return self.step == 0 and self.source == "fresh weights"
+        return self.step == 0 and self.source == FRESH_SOURCE
 
 
 @dataclass
@@ -176,7 +179,7 @@ class LabSession:
             if lr is None:
                 lr = choice.lr_after_change(previous, self.lr) if previous else choice.usual_lr()
             self.seed = seed if seed is not None else getattr(self, "seed", 0) + 1
-            self._install(choice.build(seed=self.seed), choice, lr, source="fresh weights")
+            self._install(choice.build(seed=self.seed), choice, lr, source=FRESH_SOURCE)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -346,7 +349,7 @@ class LabSession:
                         self.run_info, self.test_result, self.seed)
             if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
                 self.seed = seed
-            self._install(model, choice, lr, source=source if isinstance(source, str) else "fresh weights")
+            self._install(model, choice, lr, source=source if isinstance(source, str) else FRESH_SOURCE)
             try:
                 self.trainer.restore_state({**record.trainer_state, "lr": lr})
             except (TypeError, ValueError):

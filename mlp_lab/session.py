@@ -28,8 +28,9 @@ from mlp_core.blas import set_blas_threads
 
 from . import config, drawing, figures
 from .keeper import Attached, get_keeper
-from .lab import LabEnded, LabSession, LabStatus
+from .lab import FRESH_SOURCE, LabEnded, LabSession, LabStatus
 from .ratelimit import TokenBucket
+from . import uploads
 from .store import is_student_id, new_student_id
 from .text import NAME_CHARS, plain
 
@@ -84,6 +85,7 @@ def _limit_rerun_requests() -> None:
 
 
 _limit_rerun_requests()
+uploads.install()
 if not log.handlers:  # the server's console shows when runs start, end and sessions close
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(logging.Formatter("%(asctime)s mlp_lab %(levelname)s: %(message)s"))
@@ -159,12 +161,25 @@ if not any(isinstance(f, OneLineLog) for f in _BIDI_LOG.filters):
     _BIDI_LOG.addFilter(OneLineLog())
 
 
+def _without_raw_drawing(value):
+    """The canvas's state without its Fabric.js stroke objects (``drawing.raw``), which the
+    app never reads (it reads the PNG, ``drawing.data``). Kept, they are the bulk of a
+    session's widget state: a crafted 1.9 MB drawing parses to 12 MB of Python objects,
+    held through the 2 minutes Streamlit keeps a closed session (``loadtest/hostile.py``)."""
+    if isinstance(value, dict):
+        drawing = value.get("drawing")
+        if isinstance(drawing, dict) and drawing.get("raw") is not None:
+            value["drawing"] = {**drawing, "raw": None}
+    return value
+
+
 def _read_bad_json_as_text() -> None:
     """Streamlit 1.67 parses a component's state (JSON text from the browser) before the
     script runs, to see whether it changed, and text that is not JSON raises there: the
     page shows Streamlit's own exception box, which no try/except of ours can catch. Give
     such text, unparsed, to the component's own reader, which was written for it (it logs
-    one line and uses an empty state). If a later Streamlit moves this function, nothing
+    one line and uses an empty state). The canvas's stroke objects are dropped on the way
+    (``_without_raw_drawing``). If a later Streamlit moves this function, nothing
     is changed (tests/test_hostile_text_app.py then shows whether it is still needed)."""
     try:
         from streamlit.runtime.state import common  # noqa: PLC0415 (Streamlit's internals)
@@ -177,7 +192,7 @@ def _read_bad_json_as_text() -> None:
 
     def unpack_widget_state_value(widget_state):
         try:
-            return original(widget_state)
+            return _without_raw_drawing(original(widget_state))
         except ValueError:  # json.JSONDecodeError: only a json_value is parsed
             if widget_state.WhichOneof("value") != "json_value":
                 raise
@@ -334,7 +349,7 @@ def status_lines(status: LabStatus) -> list[str]:
         lines.append(":red-badge[:material/error: Last run diverged] see the Train page")
     else:
         lines.append(":gray-badge[Not training]")
-    if status.source != "fresh weights":
+    if status.source != FRESH_SOURCE:
         lines.append(f"Loaded from {plain(status.source, NAME_CHARS)}")  # a file's or a kept model's name
     return lines
 

@@ -11,6 +11,7 @@ from mlp_lab.links import follow_new_model
 from mlp_lab.session import get_lab, student_id
 from mlp_lab.store import StoreError
 from mlp_lab.text import NAME_CHARS, plain, shorten
+from mlp_lab import uploads
 
 lab = get_lab()
 keeper = get_keeper()
@@ -42,6 +43,7 @@ def _uploaded() -> None:
     if file is None:
         return
     message = lab.load_bytes(file.getvalue(), shorten(file.name, NAME_CHARS))  # the browser names it
+    uploads.forget(file)  # read: Streamlit need not hold its bytes until the session ends
     if message:
         st.session_state["model_message"] = ("error", message)
     else:

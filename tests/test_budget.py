@@ -6,18 +6,16 @@ Each refusal is checked with the words the student reads; the current model stay
 
 from __future__ import annotations
 
-import io
 import logging
+import time
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mlp_core.networks import build_model
-from mlp_core.persistence import inspect_model_bytes, model_to_bytes
+from mlp_core.persistence import inspect_model_bytes
 from mlp_lab.budget import MemoryBudget, ModelRefused, estimate_bytes, give_back_memory, tune_malloc
 from mlp_lab.choices import ModelChoice
 from mlp_lab.keeper import LabKeeper, get_keeper
@@ -25,6 +23,7 @@ from mlp_lab.lab import ENDED_TEXT, LabEnded, LabSession
 from mlp_lab.session import clear_sessions
 from mlp_lab.text import shown
 from mlp_lab.store import SQLiteStore, StoreError, new_student_id
+from loadtest.hostile import zero_model_file as _file
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ModelChoice(kind="dense", hidden=(16,))
@@ -32,25 +31,6 @@ BIGGEST = ModelChoice(kind="dense", hidden=(1024,) * 4, batch_size=512)
 MB = 2**20
 
 
-def _file(hidden, dtype=np.float32, compressed=False) -> bytes:
-    """A valid model file of a dense network (zeros: tiny once compressed, as a hostile
-    upload would be)."""
-    config = {"kind": "dense", "hidden": list(hidden), "activation": "relu",
-              "loss": "cross_entropy", "init": "he", "dtype": np.dtype(dtype).name}
-    small = build_model({**config, "hidden": [4], "dtype": "float32"})
-    data = np.load(io.BytesIO(model_to_bytes(small)))
-    meta = data["__meta__"].tobytes().decode().replace('"hidden": [4]', f'"hidden": {list(hidden)}')
-    meta = meta.replace('"dtype": "float32"', f'"dtype": "{np.dtype(dtype).name}"')
-    sizes = [784, *hidden, 10]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as zf:
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-            for name, shape in ((f"w{i}", (a, b)), (f"b{i}", (b,))):
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.zeros(shape, dtype))
-        with zf.open("__meta__.npy", "w") as f:
-            np.lib.format.write_array(f, np.frombuffer(meta.encode(), np.uint8))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +136,11 @@ def test_a_closed_lab_frees_its_arrays_and_then_says_reload(keeper):
     sid = new_student_id()
     lab = keeper.attach(sid).lab
     lab.reset(BIGGEST)
+    assert lab.start(2) is None  # trained a little: worth saving (fresh weights are not)
+    deadline = time.monotonic() + 60
+    while lab.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab.trainer.step == 2
     assert keeper.budget.used() >= estimate_bytes(BIGGEST)
     keeper.detach(sid)
     keeper.clock = lambda: 1e9  # long after

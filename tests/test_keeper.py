@@ -373,3 +373,22 @@ def test_the_app_says_once_when_work_cannot_be_saved_and_goes_on(tmp_path, monke
         clear_sessions()
         monkeypatch.undo()
         get_keeper.reset()
+
+
+def test_fresh_weights_of_a_new_student_are_not_saved_and_trained_ones_are(keepers):
+    # Opening the largest-network link in a loop (a new student each time) wrote 15 MB each
+    # and filled the store for everyone; fresh weights are only settings, which a link holds.
+    keeper = keepers()
+    sid = new_student_id()
+    lab = keeper.attach(sid).lab
+    lab.reset(ModelChoice(kind="dense", hidden=(64,)))
+    assert keeper.save_due() == 0 and keeper.store.load_lab(sid) is None
+    assert lab.start(3) is None
+    wait_steps(lab, 3)
+    lab.stop(wait=True)
+    keeper.save_due()
+    assert keeper.store.load_lab(sid).steps == 3
+    # once the store knows the student, a fresh model replaces the saved one as usual
+    lab.reset(ModelChoice(kind="dense", hidden=(32,)))
+    assert keeper.save_due() == 1
+    assert keeper.store.load_lab(sid).steps == 0
