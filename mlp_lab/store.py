@@ -55,6 +55,7 @@ _STUDENT_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 MAX_NAME_CHARS = 80  # of a kept model's name
 MAX_DISPLAY_NAME_CHARS = 40  # of the name a student shows the class
 CLASS_STATE_NAMES = ("lesson", "challenge", "stop")  # what the teacher can push
+MAX_BOARD_ROWS = 2_000  # board rows kept (the newest): a flood of new visitors cannot grow it
 
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) this module tells apart.
 _SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
@@ -479,6 +480,7 @@ class SQLiteStore:
         self.max_student_bytes = int(max_student_bytes or config.STORE_MAX_STUDENT_BYTES)
         self.max_total_bytes = int(max_total_bytes or config.STORE_MAX_TOTAL_BYTES)
         self.busy_seconds = float(busy_seconds or config.STORE_BUSY_SECONDS)
+        self.max_board_rows = MAX_BOARD_ROWS
         self.clock = clock  # seconds since 1970; tests pass their own
         self._ready = False  # folder, WAL mode and tables made (once per process, retried on failure)
         self._ready_lock = threading.Lock()
@@ -804,6 +806,9 @@ class SQLiteStore:
         def work(conn):
             for value in values:
                 conn.execute(statement, value)
+            if conn.execute("SELECT COUNT(*) FROM class_status").fetchone()[0] > self.max_board_rows:
+                conn.execute(q("DELETE FROM class_status WHERE active_at < (SELECT active_at FROM class_status "
+                               "ORDER BY active_at DESC LIMIT 1 OFFSET ?)"), (self.max_board_rows - 1,))
 
         self._call(work, write=True)
 

@@ -124,6 +124,15 @@ def test_clearing_the_class_keeps_the_students_saved_work_and_a_stop(tmp_path):
     assert store.load_lab(sid) is not None
 
 
+def test_the_board_keeps_only_its_newest_rows(tmp_path):
+    store = SQLiteStore(tmp_path)
+    store.max_board_rows = 5
+    ids = [new_student_id() for _ in range(8)]
+    store.write_status([row(sid, 0, 100.0 + i) for i, sid in enumerate(ids[:6])])
+    store.write_status([row(sid, 0, 200.0 + i) for i, sid in enumerate(ids[6:])])
+    assert {r.student_id for r in store.class_board(0)} == set(ids[3:])  # the 5 newest
+
+
 def test_forget_and_cleanup_remove_a_students_class_rows(tmp_path):
     clock = Clock(100 * 86_400.0)
     store = SQLiteStore(tmp_path, clock=clock)
