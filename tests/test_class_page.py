@@ -199,3 +199,15 @@ def test_stop_every_run_and_clear_the_records_each_ask_first(fresh, monkeypatch)
     assert any(r.student_id == other for r in fresh.class_board(0))
     press(at, "Yes, do it")
     assert all(r.student_id != other for r in fresh.class_board(0))  # (the teacher's own may come back)
+
+
+def test_the_code_in_the_secrets_file_opens_the_page(fresh, monkeypatch):
+    monkeypatch.delenv(teacher.CODE_KEY, raising=False)
+    a_student_row(fresh, "Quokka Zed")
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at.secrets[teacher.CODE_KEY] = "from-the-secrets-file"
+    at.run()
+    at.switch_page("pages/class.py").run()
+    assert "No teacher code is set" not in everything_shown(at) and not at.dataframe
+    submit(at, "from-the-secrets-file")
+    assert not at.exception and "Quokka Zed" in set(at.dataframe[0].value["Student"])
