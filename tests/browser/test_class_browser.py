@@ -113,6 +113,11 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
             for _ in range(2):  # 2,000 -> 1,000 -> 500 steps: enough for 90 % on a busy machine
                 thumb.press("ArrowLeft")
             expect(thumb).to_have_attribute("aria-valuetext", "500")
+            if name == "Grace":  # another learning rate: her own curve and point on the teacher's charts
+                rate = page.get_by_test_id("stSlider").filter(has_text="Learning rate").get_by_role("slider")
+                rate.focus()
+                rate.press("ArrowRight")
+                expect(rate).to_have_attribute("aria-valuetext", "0.005")
             page.get_by_role("button", name="Train", exact=True).click()
 
         # While they train: both listed, with their steps.
@@ -126,7 +131,8 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
         for name in ("Ada", "Grace"):
             row = next(r for r in rows if r["Student"] == name)
             assert float(row["Validation %"]) > 90 and row["State"] == "not training"
-            assert row["Network"] == "Dense MLP 784-256-128-10 (relu)" and float(row["Learning rate"]) > 0
+            assert row["Network"] == "Dense MLP 784-256-128-10 (relu)"
+            assert float(row["Learning rate"]) == (0.005 if name == "Grace" else 0.002)
         # The leaderboard: both runs, measured by the server on the test images.
         board = rows_until(teacher, lambda rows: {"Ada", "Grace"} <= {r["Student"] for r in rows}, index=1)
         assert [r["Place"] for r in board] == ["1", "2"]
