@@ -18,7 +18,7 @@ from . import classboard
 from .classboard import Challenge, banner_text, push_from
 from .keeper import get_keeper
 from .lab import LabSession
-from .links import KEEP_PROBLEM_KEY, follow_new_model, install, keep_current
+from .links import KEEP_PROBLEM_KEY, install, keep_current
 from .session import guarded
 from .store import StoreError
 from .teacher import GATE, configured_code
@@ -74,8 +74,10 @@ def code_gate(code: str) -> bool:
                 "code the server was started with.")
     with st.form("teacher_gate", clear_on_submit=True, enter_to_submit=True):
         st.text_input("Teacher code", type="password", key="teacher_code_try", max_chars=200,
-                      autocomplete="current-password")
-        st.form_submit_button("Open the Class page", type="primary", on_click=_try_code, args=(code,))
+                      autocomplete="current-password",
+                      help="The MLP_LAB_TEACHER_CODE the server was started with.")
+        st.form_submit_button("Open the Class page", type="primary", on_click=_try_code, args=(code,),
+                              help="Wrong codes make the next try wait a little longer.")
     message = st.session_state.get("teacher_gate_message")
     if message:
         st.error(message, icon=":material/lock:")
@@ -122,8 +124,9 @@ def render_name_field(student_id: str) -> None:
                             width="stretch"):
         st.caption("Your teacher's Class page lists you under this name. Use a nickname, not your "
                    "full name: it is shown to your teacher and may be shown to the class.")
-        st.text_input("Name shown in class", value=name, max_chars=40, key="class_name_field")
-        st.button("Save the name", on_click=_save_name)
+        st.text_input("Name shown in class", value=name, max_chars=40, key="class_name_field",
+                      help="Up to 40 characters. Your teacher sees it next to your model's progress.")
+        st.button("Save the name", on_click=_save_name, help="Keep this name (also after a reload).")
         message = st.session_state.get("class_name_message")
         if message:
             st.error(plain(message))
@@ -139,7 +142,6 @@ def _join(lab: LabSession, push) -> str:
     refused = install(lab, push.choice, push.lr, push.steps, lesson=push.lesson)
     if refused:
         return plain(f"Not joined: {refused}")
-    follow_new_model()
     return plain(f"Joined {push.title}: {lab.model.describe()}, {push.choice.describe_training()}. "
                  "Go to Train and press Train.") + kept
 
@@ -173,9 +175,11 @@ def render_banner(lab: LabSession) -> None:
                 text.markdown(f":material/campaign: **{plain(banner_text(push))}** Join it: your "
                               "current model is kept in My models first.")
                 join.button("Join", type="primary", key=f"join_{push.id}", width="stretch",
-                            on_click=_on_join, args=(lab, push))
+                            on_click=_on_join, args=(lab, push),
+                            help="Keep your current model in My models, then set up the lesson's model.")
                 later.button("Not now", key=f"later_{push.id}", width="stretch",
-                             on_click=answered.add, args=(push.id,))
+                             on_click=answered.add, args=(push.id,),
+                             help="Hide this banner; your model stays as it is.")
         if challenge is not None:
             st.caption(f":material/emoji_events: **Class challenge:** {plain(challenge.describe())}. Runs from "
                        "fresh weights count; the server measures each one on the 10,000 test images "

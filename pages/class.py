@@ -188,18 +188,24 @@ def _end_challenge() -> None:
 
 def _challenge_form() -> None:
     with st.form("challenge"):
-        st.radio("Rule", ["accuracy", "steps"], horizontal=True, key="challenge_rule", format_func={
+        st.radio("Rule", ["accuracy", "steps"], horizontal=True, key="challenge_rule",
+                 help="What the leaderboard ranks. Each run that ends is measured on the 10,000 test images.",
+                 format_func={
             "accuracy": "Best test accuracy within a step limit",
             "steps": "Reach a test accuracy with the fewest steps"}.get)
         a, b, c = st.columns(3)
         a.selectbox("At most this many steps", [None, *STEP_OPTIONS], index=STEP_OPTIONS.index(2000) + 1,
-                    key="challenge_limit", format_func=lambda s: "no limit" if s is None else f"{s:,}")
-        b.slider("Target test accuracy (fewest steps)", 50, 99, 95, format="%d%%", key="challenge_target")
+                    key="challenge_limit", format_func=lambda s: "no limit" if s is None else f"{s:,}",
+                    help="A model trained longer than this does not count (both rules).")
+        b.slider("Target test accuracy (fewest steps)", 50, 99, 95, format="%d%%", key="challenge_target",
+                 help="Only for the rule 'fewest steps': the test accuracy a run must reach.")
         c.selectbox("Model", list(KIND_WORDS), format_func=lambda k: KIND_WORDS[k].capitalize(),
-                    key="challenge_kind")
+                    key="challenge_kind", help="Only runs of this kind of model count.")
         st.form_submit_button("Start this challenge", type="primary", icon=":material/emoji_events:",
-                              on_click=_start_challenge)
-    st.button("End the challenge", icon=":material/flag:", on_click=_end_challenge)
+                              on_click=_start_challenge,
+                              help="Replaces the current challenge; students see the rule at once.")
+    st.button("End the challenge", icon=":material/flag:", on_click=_end_challenge,
+              help="The leaderboard and the students' line about it go away.")
 
 
 @_action
@@ -225,8 +231,10 @@ def _move_the_class() -> None:
     options = [lesson.key for lesson in LESSONS] + ["mine"]
     labels = {lesson.key: f"Lesson {lesson.title}" for lesson in LESSONS}
     labels["mine"] = f"My current settings ({lab.model.describe()}, {lab.choice.describe_training()}, lr {lab.lr:g})"
-    pick = st.selectbox("Lesson to start", options, format_func=labels.get, key="push_pick")
-    st.button("Push it to every student", type="primary", icon=":material/campaign:", on_click=_push)
+    pick = st.selectbox("Lesson to start", options, format_func=labels.get, key="push_pick",
+                        help="A lesson of the Lessons page, or the model and settings you have now.")
+    st.button("Push it to every student", type="primary", icon=":material/campaign:", on_click=_push,
+              help="Every student sees a banner with Join; joining keeps their model in My models first.")
     try:
         pushed = store.class_state().get("lesson")
     except StoreError as exc:
@@ -236,7 +244,8 @@ def _move_the_class() -> None:
     if push is not None:
         when = time.strftime("%H:%M", time.localtime(pushed.set_at))
         st.markdown(f"Students see now (since {when}): *{plain(classboard.banner_text(push))}* **Join**")
-        st.button("Take the banner back", icon=":material/undo:", on_click=_take_back)
+        st.button("Take the banner back", icon=":material/undo:", on_click=_take_back,
+                  help="Students who joined keep their new model; the banner goes away for the others.")
     if pick in LESSONS_BY_KEY:
         st.caption(plain(LESSONS_BY_KEY[pick].goal))
 
@@ -244,7 +253,8 @@ def _move_the_class() -> None:
 def _confirmed(key: str, label: str, question: str, icon: str, action) -> None:
     """A button, then a question with Yes / Cancel; Yes runs ``action``."""
     if not st.session_state.get(key):
-        st.button(label, icon=icon, key=f"{key}_ask", on_click=st.session_state.__setitem__, args=(key, True))
+        st.button(label, icon=icon, key=f"{key}_ask", on_click=st.session_state.__setitem__, args=(key, True),
+                  help="Asks you to confirm first.")
         return
     st.warning(question, icon=":material/help:")
     yes, no = st.columns(2)
@@ -253,8 +263,9 @@ def _confirmed(key: str, label: str, question: str, icon: str, action) -> None:
         st.session_state[key] = False
         action()
 
-    yes.button("Yes, do it", key=f"{key}_yes", type="primary", width="stretch", on_click=do)
-    no.button("Cancel", key=f"{key}_no", width="stretch", on_click=st.session_state.__setitem__, args=(key, False))
+    yes.button("Yes, do it", key=f"{key}_yes", type="primary", width="stretch", on_click=do, help=question)
+    no.button("Cancel", key=f"{key}_no", width="stretch", on_click=st.session_state.__setitem__, args=(key, False),
+              help="Nothing is changed.")
 
 
 @_action
@@ -305,7 +316,8 @@ def main() -> None:
     head.caption("**What am I looking at?** Every student active in the last few hours, live: their network, "
                  "how far they trained and how well it does. Start a challenge, move the class to a lesson, "
                  "or stop every run. Students see only their own work.")
-    out.button("Lock the page", icon=":material/lock:", on_click=log_out, width="stretch")
+    out.button("Lock the page", icon=":material/lock:", on_click=log_out, width="stretch",
+               help="Forget the code in this tab: the page asks for it again.")
     _address_and_qr()
     st.subheader("The class at a glance")
     board()  # and the challenge's leaderboard: one refresh for both

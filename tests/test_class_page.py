@@ -211,3 +211,14 @@ def test_the_code_in_the_secrets_file_opens_the_page(fresh, monkeypatch):
     assert "No teacher code is set" not in everything_shown(at) and not at.dataframe
     submit(at, "from-the-secrets-file")
     assert not at.exception and "Quokka Zed" in set(at.dataframe[0].value["Student"])
+
+
+def test_every_control_of_the_class_page_has_help_text(fresh, monkeypatch):
+    at = class_page(monkeypatch, CODE)
+    for widget in at.text_input:
+        assert widget.help, widget.label
+    submit(at, CODE)
+    press(at, "Stop every run…")  # the confirmation's buttons too
+    for kind in ("button", "selectbox", "radio", "text_input", "slider"):
+        for widget in getattr(at, kind):
+            assert widget.help, f"{kind} {widget.label!r} has no help text"
