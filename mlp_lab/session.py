@@ -50,6 +50,20 @@ except ImportError:  # Plotly and Streamlit work without it
 log = logging.getLogger("mlp_lab")
 
 
+def _keep_clicks_in_replaced_fragments(app_session, request) -> None:
+    """A click inside a fragment (Clear, a stroke on the canvas) that reaches the server
+    while a full run redraws the page (the sidebar's when a run ends or leaves the line)
+    names a fragment that run has not made again yet, and Streamlit drops such a request
+    unseen: the student's click is lost (on a busy machine, the 5-minute class of
+    ``loadtest/hostile.py`` had 3-5 clicks of training students that got no answer). Run
+    the whole page with it instead; a timer's refresh of a fragment that is gone is still
+    dropped."""
+    fragment = request.fragment_id
+    has_fragment = getattr(app_session, "has_fragment", None)
+    if fragment and not request.is_auto_rerun and has_fragment is not None and not has_fragment(fragment):
+        request.fragment_id = ""
+
+
 def _limit_rerun_requests() -> None:
     """Drop a session's rerun requests beyond ``config.RERUN_RATE`` a second (after a burst
     of ``config.RERUN_BURST``), as they arrive: before Streamlit interrupts and restarts the
@@ -78,6 +92,7 @@ def _limit_rerun_requests() -> None:
                     log.warning("session %s… sends too many rerun requests: %d dropped so far",
                                 str(getattr(self, "id", "?"))[:8], bucket.refused)
                 return
+            _keep_clicks_in_replaced_fragments(self, msg.rerun_script)
         return original(self, msg)
 
     handle_backmsg.mlp_lab_limited = True

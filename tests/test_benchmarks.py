@@ -105,11 +105,18 @@ def test_quick_run_measures_pytorch_when_importable(quick_run):
 
 @pytest.mark.slow
 def test_pytorch_skipped_without_torch(tmp_path):
-    """torch made unimportable in every process of the run (sys.modules['torch'] = None in a
-    sitecustomize on PYTHONPATH), so this checks the skip even where torch is installed."""
+    """torch made unimportable in every process of the run (a finder that refuses it, in a
+    sitecustomize on PYTHONPATH), so this checks the skip even where torch is installed. Not
+    ``sys.modules['torch'] = None``: SciPy (there with scikit-learn) looks torch up in
+    sys.modules and fails on a None there, which TensorFlow's import then hits."""
     hide = tmp_path / "no_torch"
     hide.mkdir()
-    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None  # import torch fails\n")
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n\n\nclass NoTorch:  # import torch fails, as if it were not installed\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n\n\n"
+        "sys.meta_path.insert(0, NoTorch())\n")
     env = dict(os.environ)
     env.pop("MLP_LAB_DEBUG", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hide), env.get("PYTHONPATH", "")) if p)

@@ -196,6 +196,41 @@ def test_a_websocket_message_over_the_limit_closes_that_connection_only(server):
     assert "exceeds the limit of 2000000 bytes" in log and "Traceback" not in log
 
 
+def test_a_click_in_a_fragment_a_full_run_replaced_is_not_lost(server):
+    """A press of Clear that names a fragment the page no longer has (a full run, e.g. the
+    sidebar's at the end of a run, made it again under a new id) is run as a full run with
+    the click, not dropped unseen as Streamlit would (mlp_lab.session)."""
+    url = server.url.replace("http://", "ws://") + "/_stcore/stream"
+
+    async def main():
+        errors = []
+        tab = StudentSession(url, 1, lambda kind, seconds: None, errors.append)
+        await tab.connect()
+        try:
+            await tab.open()
+            await tab.go("Test")
+            drawn = await tab.draw()
+            assert drawn is not None and drawn.metric("Prediction").strip().isdigit()
+            widget_id, _ = tab.widgets["Clear"]
+            tab.values.pop(tab.canvas[0], None)
+            cleared = await tab.act("clear", lambda run: None,
+                                    widgets=[(widget_id, "trigger_value", True)],
+                                    fragment_id="a-fragment-that-is-gone")
+            # a timer's refresh of a fragment that is gone is still dropped: no run answers it
+            await tab._send(fragment_id="another-fragment-that-is-gone", auto=True)
+            finished = len(tab.finished_log)
+            await asyncio.sleep(1.5)
+            return cleared, errors, len(tab.finished_log) - finished
+        finally:
+            await tab.close()
+
+    cleared, errors, runs_after_refresh = run_in_own_loop(main())
+    assert errors == []
+    assert cleared is not None and not cleared.fragments  # a full run answered the click
+    assert cleared.metric("Prediction") == "–"  # ... and it cleared the drawing
+    assert runs_after_refresh == 0
+
+
 def test_a_client_flooding_rerun_requests_does_not_freeze_its_classmates(server):
     """One websocket client sends 400 rerun requests a second (loadtest/flood.py); those
     beyond the session's rate are dropped as they arrive (mlp_lab/session.py), so a
