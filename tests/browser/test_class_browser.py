@@ -75,7 +75,7 @@ def rows_until(page, check, index: int = 0, timeout: float = 90.0) -> list[dict]
 
 def set_name(page, name: str) -> None:
     page.get_by_text("Your name in class:").click()
-    page.get_by_label("Name shown in class").fill(name)
+    page.get_by_label("Name shown in class", exact=True).fill(name)
     page.get_by_role("button", name="Save the name").click()
     expect(page.get_by_text(f"Your name in class: {name}")).to_be_visible()
 
@@ -86,14 +86,14 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
     students = []
     try:
         # Locked: a password field, no student data; a wrong code is refused.
-        expect(teacher.get_by_label("Teacher code")).to_have_attribute("type", "password")
+        expect(teacher.get_by_label("Teacher code", exact=True)).to_have_attribute("type", "password")
         assert teacher.get_by_test_id("stDataFrame").count() == 0
-        teacher.get_by_label("Teacher code").fill("not-the-code")
+        teacher.get_by_label("Teacher code", exact=True).fill("not-the-code")
         teacher.get_by_role("button", name="Open the Class page").click()
         expect(teacher.get_by_text("That is not the teacher code.")).to_be_visible()
         assert teacher.get_by_test_id("stDataFrame").count() == 0
         assert "code" not in teacher.url
-        teacher.get_by_label("Teacher code").fill(CODE)
+        teacher.get_by_label("Teacher code", exact=True).fill(CODE)
         teacher.get_by_role("button", name="Open the Class page").click()
         teacher.get_by_text("The class at a glance").wait_for()
         assert CODE not in teacher.url
