@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import streamlit as st
 
-from mlp_lab import config
+from mlp_lab import classroom, config
 from mlp_lab.links import apply_link, sync_link
 from mlp_lab.session import (accessibility_fixes, friendly_error, get_lab, render_sidebar, show_notices,
                              show_store_problems)
@@ -34,6 +34,8 @@ PAGES = [
     st.Page("pages/inside.py", title="Inside the network", icon=":material/account_tree:"),
     st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("pages/keras.py", title="NumPy vs Keras", icon=":material/balance:"),
+    # The teacher's page (behind the teacher code): issue #13.
+    st.Page("pages/class.py", title="Class", icon=":material/groups:"),
 ]
 
 page = st.navigation(PAGES)
@@ -45,6 +47,8 @@ try:
     accessibility_fixes()
     show_store_problems()  # the store could not save (a full disk...): said once, the lab goes on
     render_sidebar(lab)
+    classroom.render_name_field(st.session_state["student_id"])  # the name the Class page shows
+    classroom.render_banner(lab)  # "Your teacher started lesson 3 ... Join", from the store
     page.run()
     sync_link(lab)  # the address bar holds the current settings, to share them
 except Exception as exc:

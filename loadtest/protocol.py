@@ -127,6 +127,7 @@ class StudentSession:
         self.widgets: dict[str, tuple[str, str]] = {}  # label -> (widget id, fragment id)
         self.disabled: set[str] = set()  # labels of the page's disabled buttons
         self.canvas: tuple[str, str] | None = None  # (widget id, fragment id)
+        self.inputs: dict[str, str] = {}  # text field label -> widget id
         self.uploader: tuple[str, str] | None = None  # the file uploader: (widget id, fragment id)
         self.session_id = ""  # the server's id of this session (upload URLs carry it)
         self.file_urls: dict[str, asyncio.Future] = {}  # request id -> its file_urls_response
@@ -202,6 +203,7 @@ class StudentSession:
                 self.page_hash = msg.new_session.page_script_hash
                 self.widgets, self.disabled = {}, set()
                 self.canvas = self.uploader = None
+                self.inputs = {}
         elif kind == "navigation":
             for page in msg.navigation.app_pages:
                 self.pages[page.page_name] = page.page_script_hash
@@ -224,6 +226,8 @@ class StudentSession:
                     self.disabled.discard(element.button.label)
             elif which == "bidi_component":
                 self.canvas = (element.bidi_component.id, delta.fragment_id)
+            elif which == "text_input":
+                self.inputs[element.text_input.label] = element.text_input.id
             elif which == "file_uploader":
                 self.uploader = (element.file_uploader.id, delta.fragment_id)
             elif which == "exception":
@@ -472,6 +476,52 @@ class StudentSession:
         return await self.press("Clear", "clear", check)
 
 
+    async def open_class_page(self, code: str) -> Run | None:
+        """The teacher: the Class page, then its code typed into the password field and the
+        form submitted (as a browser sends a form: the field's value with the button)."""
+        if await self.go("Class") is None:
+            return None
+        field, button = self.inputs.get("Teacher code"), self.widgets.get("Open the Class page")
+        if field is None or button is None:
+            self.error(f"session {self.number}: the Class page asks for no code")
+            return None
+
+        def check(run):
+            return None if run.has_text("The class at a glance") else "the code did not open the Class page"
+        return await self.act("teacher: type the code", check,
+                              widgets=[(field, "string_value", code), (button[0], "trigger_value", True)])
+
+
+async def _connected(session: StudentSession, error, who: str) -> bool:
+    try:
+        await asyncio.wait_for(session.connect(), ACTION_TIMEOUT_S)
+    except Exception as exc:
+        error(f"{who}: could not connect: {type(exc).__name__}: {exc}")
+        return False
+    return True
+
+
+async def teacher(ws_url: str, code: str, record, error, opened: asyncio.Event,
+                  close_now: asyncio.Event) -> None:
+    """The teacher's browser tab: the Class page, logged in with the code, left open; its
+    live board and leaderboard refresh themselves (run_every), each refresh timed through
+    ``record`` as "teacher: board refresh"."""
+    def teacher_record(kind: str, seconds: float) -> None:
+        record("teacher: board refresh" if kind == "auto-refresh (run_every)" else kind, seconds)
+
+    session = StudentSession(ws_url, -1, teacher_record, error)
+    try:
+        if not await _connected(session, error, "teacher"):
+            return
+        if await session.open() is not None:
+            await session.open_class_page(code)
+        opened.set()
+        await close_now.wait()
+    finally:
+        opened.set()
+        await session.close()
+
+
 # --- one student's lesson ------------------------------------------------------------------------
 TEACHING_PAGES = ("Lessons", "Notebook vs modern", "Inside the network")
 
@@ -481,10 +531,7 @@ async def student(ws_url: str, number: int, trains: bool, rounds: int, record, e
                   rng: random.Random, think=(0.5, 1.5)) -> None:
     session = StudentSession(ws_url, number, record, error)
     try:
-        try:
-            await asyncio.wait_for(session.connect(), ACTION_TIMEOUT_S)
-        except Exception as exc:
-            error(f"session {number}: could not connect: {type(exc).__name__}: {exc}")
+        if not await _connected(session, error, f"session {number}"):
             return
         first = await session.open()
         opened.set()

@@ -456,19 +456,23 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
 
 
 # --- the class over Streamlit's websocket protocol (no browser) ----------------------------
+TEACHER_CODE = "load-test-teacher-code"  # the server's MLP_LAB_TEACHER_CODE with --teacher
+
+
 async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: int, ramp: float,
-                        seed: int) -> dict:
+                        seed: int, with_teacher: bool = False) -> dict:
     """``sessions`` students speaking Streamlit's protocol (``loadtest/protocol.py``): the
     server does all its work (script runs, figures, training) and no browser competes with
     it for the CPU."""
-    from loadtest.protocol import student
+    from loadtest.protocol import student, teacher
 
     times: dict[str, list[float]] = {}
     errors: list[str] = []
     rng = random.Random(seed)
     ws_url = server.url.replace("http://", "ws://") + "/_stcore/stream"
     report: dict = {"client": "protocol", "sessions": sessions, "trainers": trainers,
-                    "rounds": rounds, "ramp_s": ramp}
+                    "rounds": rounds, "ramp_s": ramp, "teacher": with_teacher}
+    teacher_times: dict[str, list[float]] = {}
     auto_kind = "auto-refresh (run_every)"
     loaded = asyncio.Event()  # counts start once the first session is in
 
@@ -493,6 +497,14 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
     await asyncio.wait_for(events[0][0].wait(), 120)
     await asyncio.sleep(2)
     loaded.set()
+    teacher_opened = asyncio.Event()
+    if with_teacher:  # the Class page open all along, refreshing itself (its times kept apart)
+        def teacher_record(kind: str, seconds: float) -> None:
+            teacher_times.setdefault(kind, []).append(seconds)
+
+        tasks.append(asyncio.create_task(teacher(ws_url, TEACHER_CODE, teacher_record, error,
+                                                 teacher_opened, close_now)))
+        await asyncio.wait_for(teacher_opened.wait(), 120)
     report["rss_one_session_mb"] = round(server.rss_mb(), 1)
     report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     sampler.start()
@@ -526,6 +538,8 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
     report["by_kind"] = stats["by_kind"]
     # the automatic refreshes of a run's live charts, which nobody clicked: reported apart
     report["auto_refresh"] = _stats({auto_kind: times.get(auto_kind, [])})["by_kind"].get(auto_kind)
+    if with_teacher:
+        report["teacher_page"] = _stats(teacher_times)
     report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["errors"] = len(errors)
     report["error_list"] = errors[:50]
@@ -535,13 +549,15 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
 def run_load_test(sessions: int = 5, trainers: int = 2, rounds: int = 1, ramp: float = 0.5,
                   max_runs: int | None = None, seed: int = 0, nice: int = 10,
                   client: str = "protocol", env: dict | None = None,
-                  server_log: Path | None = None) -> dict:
+                  server_log: Path | None = None, with_teacher: bool = False) -> dict:
     """Start a server, run the class against it, stop the server; return the report.
-    ``client``: "protocol" (websocket clients, no browser) or "browser" (Chromium)."""
-    server = Server(max_runs=max_runs, env={**LOAD_TEST_ENV, **(env or {})})
+    ``client``: "protocol" (websocket clients, no browser) or "browser" (Chromium);
+    ``with_teacher``: the teacher's Class page open meanwhile (protocol only)."""
+    teacher_env = {"MLP_LAB_TEACHER_CODE": TEACHER_CODE} if with_teacher else {}
+    server = Server(max_runs=max_runs, env={**LOAD_TEST_ENV, **teacher_env, **(env or {})})
     try:
         if client == "protocol":
-            report = asyncio.run(_run_protocol(server, sessions, trainers, rounds, ramp, seed))
+            report = asyncio.run(_run_protocol(server, sessions, trainers, rounds, ramp, seed, with_teacher))
         else:
             report = asyncio.run(_run(server, sessions, trainers, rounds, ramp, seed, nice))
         report["max_runs"] = server.trainers().get("limit", max_runs)
@@ -596,10 +612,15 @@ def main(argv=None) -> int:
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the server (repeatable), e.g. "
                              "STREAMLIT_RUNNER_POST_SCRIPT_GC=true to compare a setting")
+    parser.add_argument("--teacher", action="store_true",
+                        help="the teacher's Class page open during the class, logged in with the code "
+                             "and refreshing itself (protocol client only)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     parser.add_argument("--server-log", type=Path, default=None,
                         help="keep the server's console output in this file")
     args = parser.parse_args(argv)
+    if args.teacher and args.client != "protocol":
+        parser.error("--teacher needs --client protocol")
     if not 1 <= args.sessions <= 60 or not 1 <= args.rounds <= 10:
         parser.error("--sessions must be 1-60 and --rounds 1-10 (the test is bounded)")
     if any("=" not in item for item in args.server_env):
@@ -607,7 +628,7 @@ def main(argv=None) -> int:
     env = dict(item.split("=", 1) for item in args.server_env)
     report = run_load_test(args.sessions, min(args.trainers, args.sessions), args.rounds,
                            args.ramp, args.max_runs, nice=args.nice, client=args.client, env=env,
-                           server_log=args.server_log)
+                           server_log=args.server_log, with_teacher=args.teacher)
     report["server_env"] = env
     report["verdict"] = verdict(report)
     text = json.dumps(report, indent=2)

@@ -34,12 +34,15 @@ from . import config
 from .budget import MemoryBudget, ModelRefused, give_back_memory, tune_malloc
 from .lab import FRESH_SOURCE, LabSession
 from .pool import server_wide
-from .store import (KeptModel, SQLiteStore, Store, StoreCorrupted, StoreError, check_name,
-                    check_student_id)
+from .classboard import Challenge, same_row, status_row
+from .store import (ChallengeEntry, ClassState, KeptModel, SQLiteStore, StatusRow, Store, StoreCorrupted,
+                    StoreError, check_name, check_student_id)
 
 log = logging.getLogger("mlp_lab")
 
 RETRY_SECONDS = 30.0  # after a failed save, the next try (the student was told)
+STATUS_SECONDS = 3.0  # a training lab's board row is written this often (else on a change)
+CLASS_POLL_SECONDS = 2.0  # how often the keeper reads what the teacher pushed (a stop, a challenge)
 
 
 @dataclass
@@ -116,8 +119,10 @@ class LabKeeper:
     def __init__(self, store: Store | None, *, make_lab: Callable[[], LabSession] = LabSession,
                  save_seconds: float | None = None, reconnect_seconds: float | None = None,
                  idle_seconds: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 saver: bool = True, budget: MemoryBudget | None = None):
+                 saver: bool = True, budget: MemoryBudget | None = None,
+                 wall: Callable[[], float] = time.time):
         self.store = store  # None: memory only
+        self.wall = wall  # seconds since 1970: the board's "last active", a stop's time
         self.make_lab = make_lab
         self.save_seconds = save_seconds or config.SAVE_SECONDS
         self.reconnect_seconds = reconnect_seconds or config.RECONNECT_SECONDS
@@ -133,6 +138,18 @@ class LabKeeper:
         self._stopped = threading.Event()
         self._saver: threading.Thread | None = None
         self._saver_wanted = saver  # False: tests call save_due themselves
+        # The class board (mlp_lab.classboard): the rows this process wrote last, when, and
+        # which students (re)connected since; what the teacher pushed, read every few seconds.
+        self._rows: dict[str, StatusRow] = {}
+        self._rows_at: dict[str, float] = {}
+        self._signatures: dict[str, tuple] = {}  # what the last row was built from
+        self._touched: set[str] = set()
+        self._class: dict[str, ClassState] = {}
+        self._class_read_at: float | None = None
+        self._class_lock = threading.Lock()
+        self._stop_seen = self.wall()  # a stop pushed before this process started is old news
+        self._measured: set[tuple] = set()  # (student, model, step, challenge) measured already
+        self.class_problem: str | None = None  # the last store error of the class work (logged once)
 
     # --- sessions come and go -------------------------------------------------------------
     def attach(self, student_id: str) -> Attached:
@@ -147,11 +164,14 @@ class LabKeeper:
                 if kept is not None:
                     kept.sessions += 1
                     kept.detached_at = None
+                    self._touched.add(student_id)
                     return Attached(kept.lab, self._welcome(kept.lab))
             kept, restored, interrupted = self._open(student_id)
             with self._lock:
                 kept.sessions += 1
                 self._labs[student_id] = kept
+                self._touched.add(student_id)
+            self._wake.set()  # the board shows the student soon
             kept.lab.on_change = lambda lab: self._wake.set()
             kept.lab.admit = self.budget.admit
             return Attached(kept.lab, welcome_text(kept.lab, interrupted) if restored else None)
@@ -285,6 +305,8 @@ class LabKeeper:
             changed = kept.lab.revision != kept.saved[0]  # beyond steps trained: save at once
             if changed or now - kept.saved_at >= self.save_seconds:
                 saves += self._save(student_id, kept) is None
+        if self.store is not None:
+            self.class_work(labs, now)
         closed = sum(self._close_if_gone(student_id, kept, now) for student_id, kept in labs)
         if closed:
             give_back_memory()  # the freed arrays go back to the system, not only to malloc
@@ -307,9 +329,14 @@ class LabKeeper:
             kept.lab.close()  # stops its run (the browser did not come back in time)
             if self.store is not None and kept.unsaved():
                 self._save(student_id, kept)
+            if self.store is not None:
+                self._write_rows([(student_id, kept)], self.clock(), final=True)  # "not training"
             with self._lock:
                 del self._labs[student_id]
                 del self._opening[student_id]
+                self._rows.pop(student_id, None)
+                self._rows_at.pop(student_id, None)
+                self._signatures.pop(student_id, None)
             self._let_go(kept)
         log.info("lab of student %s… left memory (labs in memory: %d, budget used: %.0f MB)",
                  student_id[:6], self.in_memory(), self.budget.used() / 2**20)
@@ -375,6 +402,130 @@ class LabKeeper:
             self._let_go(kept)
         if labs:
             give_back_memory()
+
+    # --- the class (the teacher's Class page) --------------------------------------------------
+    def class_work(self, labs: list[tuple[str, _Kept]], now: float) -> None:
+        """The saver's share of the class: read what the teacher pushed (every
+        ``CLASS_POLL_SECONDS``), honour a stop of every run, measure challenge runs, write
+        the board rows that changed. A store error is logged once; the labs go on."""
+        try:
+            states = self.class_states(max_age=CLASS_POLL_SECONDS)
+            stop = states.get("stop")
+            if stop is not None and stop.set_at > self._stop_seen:
+                self._stop_seen = stop.set_at
+                self.stop_every_run(labs)
+            challenge = Challenge.from_dict(states["challenge"].value) if "challenge" in states else None
+            if challenge is not None:
+                self._measure(challenge, labs)
+            self._write_rows(labs, now)
+        except StoreError as exc:
+            with self._lock:
+                self._signatures.clear()  # every row is built and written again next time
+            if str(exc) != self.class_problem:
+                log.warning("class board: %s", exc)
+            self.class_problem = str(exc)
+        else:
+            self.class_problem = None
+
+    def class_states(self, max_age: float = CLASS_POLL_SECONDS) -> dict[str, ClassState]:
+        """What the teacher pushed (lesson, challenge, stop), read from the store at most
+        every ``max_age`` seconds by this process (the students' banners ask often and
+        cheaply). StoreError if it cannot be read."""
+        if self.store is None:
+            return {}
+        with self._class_lock:
+            now = self.clock()
+            if self._class_read_at is None or now - self._class_read_at >= max_age:
+                self._class = self.store.class_state()
+                self._class_read_at = now
+            return dict(self._class)
+
+    def touch(self, student_id: str) -> None:
+        """The student did something the board should show soon (a new name)."""
+        with self._lock:
+            self._touched.add(student_id)
+        self._wake.set()
+
+    def forget_class_states(self) -> None:
+        """The next ``class_states`` reads the store (the teacher just pushed something)."""
+        with self._class_lock:
+            self._class_read_at = None
+
+    def stop_every_run(self, labs: list[tuple[str, _Kept]] | None = None) -> int:
+        """Stop every run (and Replay recording) of this process's labs; returns how many."""
+        if labs is None:
+            with self._lock:
+                labs = list(self._labs.items())
+        stopped = 0
+        for _, kept in labs:
+            lab = kept.lab
+            if lab.released:
+                continue
+            if lab.running:
+                lab.stop()
+                stopped += 1
+            if lab.recording:
+                lab.stop_recording()
+                stopped += 1
+        log.info("the teacher stopped every run: %d stopped in this process", stopped)
+        return stopped
+
+    def _measure(self, challenge: Challenge, labs: list[tuple[str, _Kept]]) -> None:
+        """Enter each finished run that can count into the challenge, measured here on the
+        10,000 test images (the Test page's measurement, if it was taken at this step).
+        Only models trained from fresh weights on this server count: an uploaded file's or
+        a kept model's steps cannot be checked."""
+        for student_id, kept in labs:
+            lab = kept.lab
+            if lab.released or lab.closed or lab.running or lab.recording or lab.source != "fresh weights":
+                continue
+            step = lab.trainer.step
+            if not challenge.counts(lab.choice.kind, step):
+                continue
+            key = (student_id, lab.trainer_id, step, challenge.id)
+            if key in self._measured:
+                continue
+            test = lab.test_result
+            if test is None or test.step != step:
+                test = lab.evaluate_test()
+                if test.step != step:  # a new run began meanwhile: next time
+                    continue
+            self.store.record_entry(ChallengeEntry(challenge.id, student_id, step, test.accuracy,
+                                                   lab.model.describe(), lab.choice.kind, float(lab.lr)))
+            self._measured.add(key)
+            if len(self._measured) > 100_000:  # bounded: an old key costs one more measurement
+                self._measured.clear()
+
+    def _write_rows(self, labs: list[tuple[str, _Kept]], now: float, final: bool = False) -> None:
+        """Write the board rows that changed (and a training lab's every STATUS_SECONDS)."""
+        rows = []
+        for student_id, kept in labs:
+            if kept.lab.released:
+                continue
+            lab = kept.lab
+            signature = (lab.revision, lab.trainer.step, lab.running, lab.waiting)
+            with self._lock:
+                touched = student_id in self._touched
+                self._touched.discard(student_id)
+                last, last_at = self._rows.get(student_id), self._rows_at.get(student_id, -1e18)
+                if not (touched or final) and self._signatures.get(student_id) == signature:
+                    continue  # nothing the row shows can have changed: not even built
+                self._signatures[student_id] = signature
+            row = status_row(student_id, lab, self.wall())
+            training, due = row.state in ("training", "waiting"), now - last_at >= STATUS_SECONDS
+            if not (touched or final):
+                if same_row(last, row) and not (training and due):
+                    continue  # nothing moved
+                if training and last is not None and last.state == row.state and not due:
+                    continue  # only the steps and the loss moved: every STATUS_SECONDS
+            rows.append(row)
+        if not rows:
+            return
+        self.store.write_status(rows)
+        with self._lock:
+            for row in rows:
+                self._rows[row.student_id] = row
+                self._rows_at[row.student_id] = now
 
     # --- My models ----------------------------------------------------------------------------
     def _need_store(self) -> Store:

@@ -52,6 +52,24 @@ def start_lesson(lab: LabSession, key: str) -> str | None:
     return install(lab, lesson.choice, lesson.lr, lesson.train_steps, lesson=key)
 
 
+KEEP_PROBLEM_KEY = "keep_problem"  # why keep_current could not keep the model
+
+
+def keep_current(lab: LabSession, before: str) -> str | None:
+    """Keep a trained model in My models before something replaces it (a link, a lesson the
+    teacher pushed): "" if there was nothing to keep, the (escaped) sentence saying where it
+    is kept, or None if it could not be kept (why: ``st.session_state[KEEP_PROBLEM_KEY]``)."""
+    if not lab.trainer.step:
+        return ""
+    name = f"{lab.model.describe()}, {lab.trainer.step:,} steps (before {before}, {time.strftime('%H:%M')})"
+    try:
+        get_keeper().keep(st.session_state["student_id"], lab, name)
+    except StoreError as exc:
+        st.session_state[KEEP_PROBLEM_KEY] = str(exc)
+        return None
+    return plain(f" Your trained model is kept in My models (Model page) as {quoted(name, 120, '“”')}.")
+
+
 def apply_link(lab: LabSession) -> None:
     """On a session's first run: if the link holds settings (``?lesson=adam``, or
     ``?model=dense&hidden=128-64&lr=0.001`` ...), make that model. Runs once per session."""
@@ -75,17 +93,12 @@ def apply_link(lab: LabSession) -> None:
         if ignored:
             st.toast(ignored, icon=":material/link_off:")
         return
-    kept = ""
-    if lab.trainer.step:  # never thrown away by a link: kept in My models first
-        name = f"{lab.model.describe()}, {lab.trainer.step:,} steps (before a link, {time.strftime('%H:%M')})"
-        try:
-            get_keeper().keep(st.session_state["student_id"], lab, name)
-        except StoreError as exc:
-            st.toast(plain(f"The link's settings were not used, so that your trained model stays: it "
-                           f"could not be kept in My models. {exc}"), icon=":material/link_off:",
-                     duration="long")
-            return
-        kept = plain(f" Your trained model is kept in My models (Model page) as {quoted(name, 120, '“”')}.")
+    kept = keep_current(lab, "a link")
+    if kept is None:
+        st.toast(plain("The link's settings were not used, so that your trained model stays: it "
+                       f"could not be kept in My models. {st.session_state.pop(KEEP_PROBLEM_KEY, '')}"),
+                 icon=":material/link_off:", duration="long")
+        return
     refused = install(lab, choice, lr, steps, lesson=lesson)
     if refused:
         st.toast(f"The link's settings were not used: {refused}", icon=":material/link_off:",

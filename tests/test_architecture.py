@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GLUE = {"session", "links", "uploads"}  # the mlp_lab modules that may import streamlit
+GLUE = {"session", "links", "uploads", "classroom"}  # the mlp_lab modules that may import streamlit
 NEVER_IN_CORE = ("streamlit", "plotly", "tensorflow", "keras", "mlp_lab")
 
 

@@ -75,6 +75,26 @@ def test_five_students_over_the_protocol(server):
     assert "Traceback" not in server.log()
 
 
+def test_four_students_with_the_teachers_class_page_open():
+    """The teacher logs in over the protocol and leaves the Class page open: its board
+    refreshes itself, and nobody (teacher or student) gets an error."""
+    from loadtest.run import TEACHER_CODE
+
+    teacher_server = Server(max_runs=1, env={**LOAD_TEST_ENV, "MLP_LAB_TEACHER_CODE": TEACHER_CODE})
+    try:
+        report = run_in_own_loop(_run_protocol(teacher_server, sessions=4, trainers=1, rounds=1, ramp=0.3,
+                                               seed=1, with_teacher=True))
+        log = teacher_server.log()
+    finally:
+        teacher_server.stop()
+    assert report["errors"] == 0, report["error_list"]
+    teacher = report["teacher_page"]["by_kind"]
+    assert teacher["teacher: type the code"]["n"] == 1  # the code opened the page
+    assert teacher["teacher: board refresh"]["n"] >= 2  # and it refreshed itself meanwhile
+    assert report["interactions"] >= 26
+    assert TEACHER_CODE not in log and "Traceback" not in log
+
+
 def _bomb_png() -> str:
     """20000 x 20000 pixels: a few kB of PNG, 1.6 GB of RGBA once decoded."""
     from PIL import Image

@@ -424,12 +424,12 @@ def test_a_folder_that_cannot_be_made_gives_a_clear_error(tmp_path):
 
 
 class TinyDisk(SQLiteStore):
-    """A store whose file may not grow beyond 16 pages of 4 KB (the tables take 10; a record
+    """A store whose file may not grow beyond 24 pages of 4 KB (the tables take 19; a record
     of make_record 13), or beyond its size if larger: SQLite's own "database or disk is full"."""
 
     def _connect(self):
         conn = super()._connect()
-        conn.execute("PRAGMA max_page_count = 16")
+        conn.execute("PRAGMA max_page_count = 24")
         return conn
 
 
