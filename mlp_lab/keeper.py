@@ -508,9 +508,13 @@ class LabKeeper:
                 touched = student_id in self._touched
                 self._touched.discard(student_id)
                 last, last_at = self._rows.get(student_id), self._rows_at.get(student_id, -1e18)
-                if not (touched or final) and self._signatures.get(student_id) == signature:
-                    continue  # nothing the row shows can have changed: not even built
-                self._signatures[student_id] = signature
+                seen, seen_at = self._signatures.get(student_id, (None, -1e18))
+                # Nothing the row shows can have changed: not even built. Built again after
+                # a while all the same: a pass that ran half-way through a change (the new
+                # revision, the old model) saw the old row under the new signature.
+                if not (touched or final) and seen == signature and now - seen_at < 3 * STATUS_SECONDS:
+                    continue
+                self._signatures[student_id] = (signature, now)
             row = status_row(student_id, lab, self.wall())
             training, due = row.state in ("training", "waiting"), now - last_at >= STATUS_SECONDS
             if not (touched or final):
