@@ -414,10 +414,12 @@ class LabKeeper:
             if stop is not None and stop.set_at > self._stop_seen:
                 self._stop_seen = stop.set_at
                 self.stop_every_run(labs)
+            # The board first: a measurement takes seconds (the notebook model's, on a busy
+            # machine, minutes), and the board must not wait for it.
+            self._write_rows(labs, now)
             challenge = Challenge.from_dict(states["challenge"].value) if "challenge" in states else None
             if challenge is not None:
                 self._measure(challenge, labs)
-            self._write_rows(labs, now)
         except StoreError as exc:
             with self._lock:
                 self._signatures.clear()  # every row is built and written again next time
@@ -480,7 +482,7 @@ class LabKeeper:
             if lab.released or lab.closed or lab.running or lab.recording or lab.source != "fresh weights":
                 continue
             step = lab.trainer.step
-            if not challenge.counts(lab.choice.kind, step):
+            if step == 0 or not challenge.counts(lab.choice.kind, step):  # untrained: no run to enter
                 continue
             key = (student_id, lab.trainer_id, step, challenge.id)
             if key in self._measured:
