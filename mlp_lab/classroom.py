@@ -58,7 +58,7 @@ def _try_code(code: str) -> None:
     attempt = st.session_state.get("teacher_code_try", "")
     st.session_state["teacher_code_try"] = ""  # the typed code leaves the session at once
     session = st.session_state.setdefault(GATE_KEY, secrets.token_hex(16))
-    verdict = GATE.check(session, attempt, code)
+    verdict = GATE.check(session, attempt, code, shared=get_keeper().store)
     if verdict.ok:
         st.session_state[TEACHER_KEY] = _digest(code)
         st.session_state.pop("teacher_gate_message", None)

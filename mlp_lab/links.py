@@ -14,9 +14,9 @@ from .budget import ModelRefused
 from .choices import DEFAULT_STEPS, FOLLOWER_KEYS, ModelChoice
 from .keeper import get_keeper
 from .lab import LabSession
-from .store import StoreError
+from .store import MAX_NAME_CHARS, StoreError
 from .teaching import LESSONS_BY_KEY, params_to_settings, settings_to_params
-from .text import plain, quoted
+from .text import plain, quoted, shorten
 
 APPLIED_KEY = "link_applied"  # the link of the first visit has been read
 LESSON_KEY = "lesson"  # the lesson the user started (its key), if any
@@ -55,13 +55,20 @@ def start_lesson(lab: LabSession, key: str) -> str | None:
 KEEP_PROBLEM_KEY = "keep_problem"  # why keep_current could not keep the model
 
 
+def kept_name(description: str, steps: int, before: str, at: str) -> str:
+    """"Dense MLP 784-256-128-10 (relu), 2,000 steps (before a link, 10:12)", the network's
+    description cut short if the whole would pass a kept name's limit."""
+    tail = f", {steps:,} steps (before {before}, {at})"
+    return shorten(description, MAX_NAME_CHARS - len(tail)) + tail
+
+
 def keep_current(lab: LabSession, before: str) -> str | None:
     """Keep a trained model in My models before something replaces it (a link, a lesson the
     teacher pushed): "" if there was nothing to keep, the (escaped) sentence saying where it
     is kept, or None if it could not be kept (why: ``st.session_state[KEEP_PROBLEM_KEY]``)."""
     if not lab.trainer.step:
         return ""
-    name = f"{lab.model.describe()}, {lab.trainer.step:,} steps (before {before}, {time.strftime('%H:%M')})"
+    name = kept_name(lab.model.describe(), lab.trainer.step, before, time.strftime("%H:%M"))
     try:
         get_keeper().keep(st.session_state["student_id"], lab, name)
     except StoreError as exc:

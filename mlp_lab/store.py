@@ -55,6 +55,9 @@ _STUDENT_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 MAX_NAME_CHARS = 80  # of a kept model's name
 MAX_DISPLAY_NAME_CHARS = 40  # of the name a student shows the class
 CLASS_STATE_NAMES = ("lesson", "challenge", "stop")  # what the teacher can push
+# Wrong teacher codes of every process (mlp_lab.teacher), kept beside what was pushed; not
+# one of CLASS_STATE_NAMES, so class_state() never hands it out.
+_WRONG_CODES = "wrong_codes"
 MAX_BOARD_ROWS = 2_000  # board rows kept (the newest): a flood of new visitors cannot grow it
 
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) this module tells apart.
@@ -323,8 +326,16 @@ class Store(Protocol):
         """Every run of the challenge, with the students' chosen names."""
 
     def clear_class(self) -> None:
-        """Forget the board's rows, the challenges' runs and the pushed lesson and challenge
-        (students' own saved work stays)."""
+        """Forget the board's rows, the challenges' runs, the pushed lesson and challenge and
+        the count of wrong teacher codes (students' own saved work stays)."""
+
+    def teacher_code_wait(self) -> float:
+        """Seconds before any process sharing the store looks at the next teacher code."""
+
+    def count_wrong_teacher_code(self, window: float, free: int, wait: float) -> int:
+        """One more wrong teacher code, counted for every process sharing the store; returns
+        the count of the current ``window`` seconds. From the ``free``-th on, every process
+        waits ``wait`` seconds between tries (``teacher_code_wait``)."""
 
 
 # --- SQL that differs between databases: here only ------------------------------------------------
@@ -874,10 +885,45 @@ class SQLiteStore:
         return [ChallengeEntry(cid, sid, int(steps), float(acc), network, kind, float(lr), float(at), name)
                 for cid, sid, steps, acc, network, kind, lr, at, name in rows]
 
+    def teacher_code_wait(self) -> float:
+        row = self._call(lambda conn: conn.execute(self.dialect.sql(
+            "SELECT value FROM class_state WHERE name = ?"), (_WRONG_CODES,)).fetchone(), write=False)
+        tries = _wrong_codes_from(row)
+        return max(0.0, tries["until"] - float(self.clock()))
+
+    def count_wrong_teacher_code(self, window: float, free: int, wait: float) -> int:
+        def work(conn):
+            now = float(self.clock())
+            row = conn.execute(self.dialect.sql("SELECT value FROM class_state WHERE name = ?"),
+                               (_WRONG_CODES,)).fetchone()
+            tries = _wrong_codes_from(row)
+            if now - tries["since"] > window:  # a new window
+                tries = {"since": now, "count": 0, "until": tries["until"]}
+            tries["count"] += 1
+            if tries["count"] >= free:
+                tries["until"] = now + wait
+            conn.execute(self.dialect.sql(
+                "INSERT INTO class_state (name, value, set_at) VALUES (?, ?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value, set_at = excluded.set_at"),
+                (_WRONG_CODES, json.dumps(tries), now))
+            return tries["count"]
+
+        return self._call(work, write=True)
+
     def clear_class(self) -> None:
         def work(conn):
             conn.execute("DELETE FROM class_status")
             conn.execute("DELETE FROM challenge_entries")
-            conn.execute("DELETE FROM class_state WHERE name IN ('lesson', 'challenge')")
+            conn.execute(self.dialect.sql("DELETE FROM class_state WHERE name IN ('lesson', 'challenge', ?)"),
+                         (_WRONG_CODES,))
 
         self._call(work, write=True)
+
+
+def _wrong_codes_from(row) -> dict:
+    """The stored count of wrong teacher codes (a fresh one if missing or unreadable)."""
+    try:
+        value = json.loads(row[0])
+        return {"since": float(value["since"]), "count": int(value["count"]), "until": float(value["until"])}
+    except (TypeError, ValueError, KeyError, IndexError):
+        return {"since": float("-inf"), "count": 0, "until": 0.0}

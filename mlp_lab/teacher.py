@@ -7,9 +7,11 @@ length nor the first differing character shows in the time) and slows down wrong
 
 - per browser session: after ``FREE_TRIES`` wrong codes, each next try must wait 2, 4,
   8 ... seconds (at most ``MAX_SESSION_WAIT``);
-- for the whole server process: after ``SERVER_FREE`` wrong codes within
-  ``SERVER_WINDOW`` seconds (whoever typed them: a reload makes a new session), every
-  session waits ``SERVER_WAIT`` seconds between tries.
+- for the whole server: after ``SERVER_FREE`` wrong codes within ``SERVER_WINDOW``
+  seconds (whoever typed them: a reload makes a new session), every session waits
+  ``SERVER_WAIT`` seconds between tries. Counted in the store when the page gives one
+  (``shared``), so several server processes behind a proxy count together; in this
+  process alone when the store cannot be reached.
 
 A try too soon is refused with "wait N s" at once: nothing sleeps, so no script thread is
 held. The code is never logged, never put in a URL, never shown. No Streamlit here.
@@ -26,7 +28,9 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
+
+from .store import StoreError
 
 log = logging.getLogger("mlp_lab")
 
@@ -85,13 +89,16 @@ class CodeGate:
         self._server_next = 0.0
         self._max_sessions = sessions
         self._lock = threading.Lock()
+        self._store_trouble = False  # logged once
 
-    def check(self, session: str, attempt, code: str) -> Verdict:
-        """Whether ``attempt`` (typed in session ``session``) is ``code``."""
+    def check(self, session: str, attempt, code: str, shared: SharedTries | None = None) -> Verdict:
+        """Whether ``attempt`` (typed in session ``session``) is ``code``. ``shared``: the
+        store, where every process counts the wrong codes (see the module)."""
         now = self.clock()
+        shared_wait = self._shared(lambda: shared.teacher_code_wait()) if shared is not None else None
         with self._lock:
             wrong, next_at = self._sessions.get(session, (0, 0.0))
-            wait = max(next_at, self._server_next) - now
+            wait = max(next_at - now, self._server_next - now, shared_wait or 0.0)
             if wait > 0:
                 seconds = math.ceil(wait)
                 return Verdict(False, f"Too many wrong codes: wait {seconds} s, then try again.", wait)
@@ -115,6 +122,12 @@ class CodeGate:
                 self._server_next = now + SERVER_WAIT
                 delay = max(delay, SERVER_WAIT)
             count = len(self._server_wrong)
+        if shared is not None:
+            counted = self._shared(lambda: shared.count_wrong_teacher_code(SERVER_WINDOW, SERVER_FREE, SERVER_WAIT))
+            if counted is not None:
+                if counted >= SERVER_FREE:
+                    delay = max(delay, SERVER_WAIT)
+                count = max(count, counted)
         if count in (SERVER_FREE, 50) or count % 500 == 0:
             log.warning("teacher code: %d wrong tries in the last %.0f s (the code is not logged)",
                         count, SERVER_WINDOW)
@@ -124,4 +137,23 @@ class CodeGate:
         return Verdict(False, text, delay)
 
 
-GATE = CodeGate()  # one per server process
+    def _shared(self, ask):
+        """What the store answers, or None if it cannot (the local count goes on alone)."""
+        try:
+            return ask()
+        except StoreError as exc:
+            if not self._store_trouble:
+                log.warning("teacher code: wrong tries counted in this process only: %s", exc)
+            self._store_trouble = True
+            return None
+
+
+class SharedTries(Protocol):
+    """Where every server process counts wrong teacher codes (``mlp_lab.store.Store``)."""
+
+    def teacher_code_wait(self) -> float: ...
+
+    def count_wrong_teacher_code(self, window: float, free: int, wait: float) -> int: ...
+
+
+GATE = CodeGate()  # one per server process (its count shared through the store)

@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 from mlp_lab import classroom, teacher
 from mlp_lab.keeper import get_keeper
 from mlp_lab.session import clear_sessions
-from mlp_lab.store import StatusRow, new_student_id
+from mlp_lab.links import kept_name
+from mlp_lab.store import MAX_NAME_CHARS, SQLiteStore, StatusRow, StoreUnavailable, check_name, new_student_id
 from mlp_lab.teacher import CodeGate, configured_code
 from mlp_lab.teaching import LESSONS_BY_KEY
 from mlp_lab.text import shown
@@ -159,6 +160,47 @@ def test_the_gate_compares_slows_each_session_and_the_whole_server():
     assert gate.check("new-session", CODE, CODE).ok
 
 
+def test_wrong_codes_are_counted_for_every_process_sharing_the_store(tmp_path):
+    """Two server processes (two gates, each with its own store object on one file): the
+    wrong codes typed in both add up, and the wait that follows holds in both."""
+    wall = Clock()
+    stores = [SQLiteStore(tmp_path / "data", clock=wall) for _ in range(2)]
+    gates = [CodeGate(clock=Clock()) for _ in range(2)]  # each process's own monotonic clock
+    for i in range(teacher.SERVER_FREE - 1):  # half typed in each process: no wait yet
+        wall.now += 0.01
+        assert not gates[i % 2].check(f"reload-{i}", "guess", CODE, shared=stores[i % 2]).wait
+    assert gates[0].check("new", CODE, CODE, shared=stores[0]).ok
+    wall.now += 0.01
+    verdict = gates[1].check("one-more", "guess", CODE, shared=stores[1])  # the tenth, in process 2
+    assert verdict.wait == teacher.SERVER_WAIT
+    # Process 1 counted only 5 itself, yet it makes everyone wait: the right code too.
+    assert "Too many wrong codes" in gates[0].check("new", CODE, CODE, shared=stores[0]).message
+    wall.now += teacher.SERVER_WAIT + 0.1
+    assert gates[0].check("new", CODE, CODE, shared=stores[0]).ok
+    # A new window starts the count again.
+    wall.now += teacher.SERVER_WINDOW + 1
+    assert stores[0].count_wrong_teacher_code(teacher.SERVER_WINDOW, teacher.SERVER_FREE, teacher.SERVER_WAIT) == 1
+    stores[1].clear_class()  # the teacher's "Clear the class's records" forgets them
+    assert stores[0].teacher_code_wait() == 0
+
+
+def test_a_store_that_cannot_be_reached_leaves_the_gate_counting_alone(tmp_path):
+    class Gone:
+        def teacher_code_wait(self, *args):
+            raise StoreUnavailable("the disk is full")
+
+        count_wrong_teacher_code = teacher_code_wait
+
+    clock = Clock()
+    gate = CodeGate(clock=clock)
+    for i in range(teacher.SERVER_FREE):
+        clock.now += 0.01
+        verdict = gate.check(f"reload-{i}", "guess", CODE, shared=Gone())
+    assert verdict.wait == teacher.SERVER_WAIT  # the process's own count still slows them down
+    clock.now += teacher.SERVER_WAIT + 0.1
+    assert gate.check("new", CODE, CODE, shared=Gone()).ok
+
+
 def test_the_code_comes_from_the_environment_or_the_secrets_and_a_missing_file_is_no_error():
     def no_file(key):
         raise FileNotFoundError("no secrets.toml")
@@ -222,3 +264,14 @@ def test_every_control_of_the_class_page_has_help_text(fresh, monkeypatch):
     for kind in ("button", "selectbox", "radio", "text_input", "slider"):
         for widget in getattr(at, kind):
             assert widget.help, f"{kind} {widget.label!r} has no help text"
+
+
+def test_a_model_kept_before_a_lesson_gets_a_name_the_store_takes():
+    # The browser test's student: 2,000 steps of the dense preset made an 82-character name,
+    # which the store refused, so Join was refused too.
+    name = kept_name("Dense MLP 784-256-128-10 (relu)", 2000, "your teacher's lesson", "10:12")
+    assert len(name) <= MAX_NAME_CHARS and check_name(name) == name
+    assert name.startswith("Dense MLP 784-256-128")
+    assert name.endswith(", 2,000 steps (before your teacher's lesson, 10:12)")
+    long = kept_name("Dense MLP " + "-".join(["512"] * 8) + " (relu)", 123_456, "your teacher's lesson", "10:12")
+    assert check_name(long) == long and len(long) == MAX_NAME_CHARS and "…" in long

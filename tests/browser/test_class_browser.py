@@ -80,6 +80,11 @@ def rows_until(page, check, index: int = 0, timeout: float = 180.0, column: str 
         time.sleep(2)
 
 
+def number(cell: str) -> float:
+    """A table cell as a number ("2,000" or "2000")."""
+    return float(cell.replace(",", ""))
+
+
 def set_name(page, name: str) -> None:
     page.get_by_text("Your name in class:").click()
     page.get_by_label("Name shown in class", exact=True).fill(name)
@@ -87,10 +92,6 @@ def set_name(page, name: str) -> None:
     expect(page.get_by_text(f"Your name in class: {name}")).to_be_visible()
 
 
-# Passes in the development checkout; fails in fresh clones (CI, three runs): the challenge's
-# leaderboard, or after the join the students' new rows, never reach the teacher's board.
-# Cause not found; issue #13 stays open for it. Kept running (not strict) so a fix shows.
-@pytest.mark.xfail(reason="the Class board misses rows in fresh clones (issue #13, open)", strict=False)
 def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(browser, class_server, screenshot):
     url = class_server.url
     tctx, teacher = teacher_page(browser, url)
@@ -113,6 +114,10 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
         teacher.get_by_role("button", name="Start this challenge").click()
         teacher.get_by_text("Now: Best test accuracy with at most 2,000 steps").wait_for()
 
+        # Ada trains the default 2,000 steps, long enough (10-30 s) for the teacher's board,
+        # refreshed every 5 s, to show her training; 500 steps end in 3 s on a quiet machine,
+        # which the board may never catch. Grace trains 500.
+        steps = {"Ada": 2000, "Grace": 500}
         for name in ("Ada", "Grace"):
             context, page = open_page(browser, url)
             students.append((name, context, page))
@@ -120,24 +125,26 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
             page.get_by_text("Class challenge: Best test accuracy with at most 2,000 steps").wait_for()
             go(page, "Train")
             thumb = page.get_by_test_id("stSlider").filter(has_text="Steps").get_by_role("slider")
-            thumb.focus()
-            for _ in range(2):  # 2,000 -> 1,000 -> 500 steps: enough for 90 % on a busy machine
-                thumb.press("ArrowLeft")
-            expect(thumb).to_have_attribute("aria-valuetext", "500")
+            if name == "Grace":
+                thumb.focus()
+                for _ in range(2):  # 2,000 -> 1,000 -> 500 steps: enough for 90 % on a busy machine
+                    thumb.press("ArrowLeft")
+            expect(thumb).to_have_attribute("aria-valuetext", f"{steps[name]:,}")
             if name == "Grace":  # another learning rate: her own curve and point on the teacher's charts
                 rate = page.get_by_test_id("stSlider").filter(has_text="Learning rate").get_by_role("slider")
                 rate.focus()
                 rate.press("ArrowRight")
                 expect(rate).to_have_attribute("aria-valuetext", "0.005")
+        for _, _, page in students:  # both set up first: Grace's run starts while Ada's goes
             page.get_by_role("button", name="Train", exact=True).click()
 
-        # While they train: both listed, with their steps.
+        # While Ada trains: both listed, Ada training.
         rows_until(teacher, lambda rows: {"Ada", "Grace"} <= {r["Student"] for r in rows}
-                   and any(r["State"] == "training" for r in rows if r["Student"] in ("Ada", "Grace")))
-        for _, _, page in students:
-            page.get_by_text("Finished: trained 500 steps").first.wait_for(timeout=180_000)
+                   and any(r["State"] == "training" for r in rows if r["Student"] == "Ada"), timeout=60)
+        for name, _, page in students:
+            page.get_by_text(f"Finished: trained {steps[name]:,} steps").first.wait_for(timeout=180_000)
         rows = rows_until(teacher, lambda rows: all(
-            any(r["Student"] == n and r["Steps"] == "500" and r["Validation %"] for r in rows)
+            any(r["Student"] == n and number(r["Steps"]) == steps[n] and r["Validation %"] for r in rows)
             for n in ("Ada", "Grace")))
         for name in ("Ada", "Grace"):
             row = next(r for r in rows if r["Student"] == name)
@@ -148,7 +155,7 @@ def test_two_students_train_the_teacher_sees_both_pushes_a_lesson_and_both_join(
         board = rows_until(teacher, lambda rows: {"Ada", "Grace"} <= {r["Student"] for r in rows},
                            column="Place")
         assert [r["Place"] for r in board] == ["1", "2"]
-        assert all(float(r["Test %"]) > 90 and r["Steps"] == "500" for r in board)
+        assert all(float(r["Test %"]) > 90 and number(r["Steps"]) == steps[r["Student"]] for r in board)
         assert float(board[0]["Test %"]) >= float(board[1]["Test %"])
         time.sleep(1)
         screenshot(teacher, "class_page", height=2300)
