@@ -320,8 +320,10 @@ def drawing(label: int, rng: np.random.Generator) -> Drawing:
 
     wobble = float(rng.choice([0.0, rng.uniform(0.5, 2.5), rng.uniform(2.5, 5.0)]))  # px, slow waver
     tremor = float(rng.uniform(0.0, 0.9))  # px, per point
-    spacing = float(rng.choice([rng.uniform(3, 7), rng.uniform(7, 14), rng.uniform(14, 24)]))
-    steps = int(rng.integers(1, 5))
+    # the hand's speed: a slow hand gives the mouse a point every few pixels, a fast one
+    # every 15-25 (the canvas joins them with straight pieces)
+    spacing = float(rng.choice([rng.uniform(5, 9), rng.uniform(9, 15), rng.uniform(15, 25)]))
+    steps = int(rng.integers(1, 4))
     result = []
     for p in out:
         p = _resample(p + offset, spacing)
