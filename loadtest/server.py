@@ -20,6 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
+    """A free port: any (the system's choice), or the first free one of
+    ``MLP_LAB_SERVER_PORTS`` ("8611-8619") when a shared machine gives each user a range."""
+    wanted = os.environ.get("MLP_LAB_SERVER_PORTS", "").strip()
+    if wanted:
+        low, _, high = wanted.partition("-")
+        for port in range(int(low), int(high or low) + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in MLP_LAB_SERVER_PORTS={wanted}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
