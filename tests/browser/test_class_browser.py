@@ -63,16 +63,26 @@ def table(page, index: int = 0) -> list[dict]:
     raise AssertionError("could not download the table")
 
 
+def maybe_table(page, index: int) -> list[dict]:
+    """The table's rows, or [] if it could not be read this time (the board's refresh
+    every 5 s redraws the tables, and one may come or go meanwhile): the caller tries again
+    until its deadline."""
+    try:
+        return table(page, index)
+    except AssertionError:
+        return []
+
+
 def rows_until(page, check, index: int = 0, timeout: float = 180.0, column: str | None = None) -> list[dict]:
     """The table's rows once ``check`` passes. With ``column``: the first table on the page
     that has that column (the leaderboard is not always the second table while it fills)."""
     deadline = time.monotonic() + timeout
     while True:
         if column is None:
-            rows = table(page, index)
+            rows = maybe_table(page, index)
         else:
             tables = page.get_by_test_id("stElementContainer").filter(has=page.get_by_test_id("stDataFrame"))
-            found = (table(page, i) for i in range(tables.count()))
+            found = (maybe_table(page, i) for i in range(tables.count()))
             rows = next((t for t in found if t and column in t[0]), [])
         if check(rows):
             return rows
