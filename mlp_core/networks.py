@@ -20,6 +20,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .losses import LOSSES, check_labels, loss_and_grad, output_layer
+from .preprocess import deskew_images
 
 INITS = ("notebook", "he", "xavier")
 
@@ -101,8 +102,14 @@ class Network:
     kind: str
     params: dict[str, np.ndarray]
 
-    def __init__(self, loss: str, init: str, dtype):
+    def __init__(self, loss: str, init: str, dtype, deskew: bool = False):
         _check_choice("loss", loss, LOSSES)
+        if not isinstance(deskew, bool):
+            raise ValueError(f"deskew must be True or False, got {deskew!r}")
+        # Straighten every image before reading it (preprocess.deskew_images): a model
+        # trained on deskewed images must see its test images and drawings deskewed too.
+        # Part of config() only when True, so the settings of older models stay as they were.
+        self.deskew = deskew
         _check_choice("init", init, INITS)
         self.loss = loss
         self.init = init
@@ -130,6 +137,17 @@ class Network:
         """The architecture as plain JSON-able values: ``build_model(config)`` rebuilds it."""
         raise NotImplementedError
 
+    def _with_input_settings(self, config: dict) -> dict:
+        return {**config, "deskew": True} if self.deskew else config
+
+    def prepare(self, x) -> np.ndarray:
+        """What the network receives for the images ``x`` ((N, 784) or (N, 28, 28) floats in
+        [0, 1], same shape out): deskewed if this model deskews, else ``x`` itself. Every
+        ``predict``/``predict_proba`` does this first; a page showing "what the network
+        sees" shows this."""
+        x = self._as_input(x)
+        return deskew_images(x).astype(self.dtype, copy=False) if self.deskew else x
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: p.shape for name, p in self.params.items()}
 
@@ -142,8 +160,9 @@ class Network:
     def forward_with_cache(self, x) -> tuple[np.ndarray, dict]:
         """The forward pass of ``x`` ((N, 784) or (N, 28, 28) float images, checked):
         ``(logits (N, 10), every layer's values by name: h1, z1, ...)``, for explanations.
-        Unlike ``forward``, it leaves the cache a training step uses untouched."""
-        return self._forward(self._as_input(x))
+        Unlike ``forward``, it leaves the cache a training step uses untouched. The images
+        are prepared first, as ``predict`` does (``prepare``)."""
+        return self._forward(self.prepare(x))
 
     def _as_input(self, x) -> np.ndarray:
         x = np.asarray(x)
@@ -158,7 +177,8 @@ class Network:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Run a batch through the network, keep the activations for ``backward``.
 
-        ``x`` holds N images as floats in [0, 1], shape (N, 784) or (N, 28, 28).
+        ``x`` holds N images as floats in [0, 1], shape (N, 784) or (N, 28, 28), as the
+        network receives them (training: already ``prepare``d, e.g. deskewed).
         Returns the output layer (N, 10): relu scores or softmax probabilities.
         """
         logits, self.cache = self._forward(self._as_input(x))
@@ -195,13 +215,15 @@ class Network:
         logits, _ = self._forward(self._as_input(x))
         return loss_and_grad(logits, labels, self.loss, self.output)[0]
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = 2000, prepared: bool = False) -> np.ndarray:
         """Probabilities (N, 10), rows summing to 1. Leaves the training cache alone.
 
+        The images are first ``prepare``d (deskewed if the model deskews), unless
+        ``prepared`` says the caller did it already (a trainer's validation set).
         For the notebook's relu output the 10 scores are divided by their sum (each
         digit's share of the total score); all-zero scores give 0.1 each.
         """
-        x = self._as_input(x)
+        x = self._as_input(x) if prepared else self.prepare(x)
         out = np.empty((len(x), 10), dtype=self.dtype)
         for start in range(0, len(x), batch_size):
             logits, _ = self._forward(x[start:start + batch_size])
@@ -211,9 +233,9 @@ class Network:
             out = np.divide(out, total, out=np.full_like(out, 0.1), where=total > 0)
         return out
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The predicted digit for each image, (N,) int64."""
-        return self.predict_proba(x).argmax(axis=1)
+    def predict(self, x: np.ndarray, prepared: bool = False) -> np.ndarray:
+        """The predicted digit for each image, (N,) int64 (``prepared``: as ``predict_proba``)."""
+        return self.predict_proba(x, prepared=prepared).argmax(axis=1)
 
     def copy(self) -> "Network":
         """An independent model with the same architecture and a copy of the weights (no
@@ -251,9 +273,10 @@ class NotebookNet(Network):
     kind = "notebook"
 
     def __init__(self, loss: str = "mse", init: str = "notebook", seed: int = 0, dtype=np.float32,
-                 params: dict[str, np.ndarray] | None = None):
-        """``params``: weights to copy in; without, they are drawn with ``seed``."""
-        super().__init__(loss, init, dtype)
+                 params: dict[str, np.ndarray] | None = None, deskew: bool = False):
+        """``params``: weights to copy in; without, they are drawn with ``seed``. ``deskew``:
+        straighten every image first (see ``Network.prepare``)."""
+        super().__init__(loss, init, dtype, deskew)
         dt = self.dtype
         self.params = ParamDict({"w1": (128, 28), "b1": (128, 28), "w2": (10, 128),
                                  "b2": (10, 28), "w3": (28, 1)}, dt)
@@ -275,7 +298,8 @@ class NotebookNet(Network):
         return "relu" if self.loss == "mse" else "softmax"
 
     def config(self) -> dict:
-        return {"kind": self.kind, "loss": self.loss, "init": self.init, "dtype": self.dtype.name}
+        return self._with_input_settings(
+            {"kind": self.kind, "loss": self.loss, "init": self.init, "dtype": self.dtype.name})
 
     def describe(self) -> str:
         return "Notebook net 28x28 -> 128x28 -> 10x28 -> 10"
@@ -366,9 +390,11 @@ class DenseMLP(Network):
     kind = "dense"
 
     def __init__(self, hidden=(128, 64), activation: str = "relu", loss: str = "cross_entropy",
-                 init: str = "he", seed: int = 0, dtype=np.float32, params: dict[str, np.ndarray] | None = None):
-        """``params``: weights to copy in; without, they are drawn with ``seed``."""
-        super().__init__(loss, init, dtype)
+                 init: str = "he", seed: int = 0, dtype=np.float32, params: dict[str, np.ndarray] | None = None,
+                 deskew: bool = False):
+        """``params``: weights to copy in; without, they are drawn with ``seed``. ``deskew``:
+        straighten every image first (see ``Network.prepare``)."""
+        super().__init__(loss, init, dtype, deskew)
         _check_choice("activation", activation, ACTIVATIONS)
         hidden = tuple(int(h) for h in hidden)
         if not hidden or any(h < 1 for h in hidden):
@@ -392,8 +418,9 @@ class DenseMLP(Network):
         self._workspace: dict = {}  # the fast path's activation buffers, for one batch size
 
     def config(self) -> dict:
-        return {"kind": self.kind, "hidden": list(self.hidden), "activation": self.activation,
-                "loss": self.loss, "init": self.init, "dtype": self.dtype.name}
+        return self._with_input_settings(
+            {"kind": self.kind, "hidden": list(self.hidden), "activation": self.activation,
+             "loss": self.loss, "init": self.init, "dtype": self.dtype.name})
 
     def describe(self) -> str:
         return f"Dense MLP {'-'.join(map(str, self.sizes))} ({self.activation})"
@@ -548,10 +575,10 @@ def build_model(config: dict, seed: int = 0, params: dict[str, np.ndarray] | Non
     config = dict(config)
     kind = config.pop("kind", None)
     if kind == "notebook":
-        allowed = {"loss", "init", "dtype"}
+        allowed = {"loss", "init", "dtype", "deskew"}
         cls = NotebookNet
     elif kind == "dense":
-        allowed = {"hidden", "activation", "loss", "init", "dtype"}
+        allowed = {"hidden", "activation", "loss", "init", "dtype", "deskew"}
         cls = DenseMLP
     else:
         raise ValueError(f"model kind must be 'notebook' or 'dense', got {kind!r}")

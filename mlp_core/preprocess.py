@@ -29,9 +29,11 @@ SIDE = 28  # MNIST image side
 BOX = 20  # MNIST digits are scaled so their longest side is 20 px
 CENTRE = 14.0  # MNIST centre of mass, 0-based pixel indices
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
+_CHUNK = 2000  # images deskewed at a time
+_PIXEL_POSITIONS = np.indices((SIDE, SIDE), dtype=np.float32).reshape(2, -1)  # (2, 784) row, column
 
 
-def preprocess_digit(image, *, ink_threshold: float = 0.1) -> np.ndarray | None:
+def preprocess_digit(image, *, ink_threshold: float = 0.1, deskew: bool = False) -> np.ndarray | None:
     """Turn any drawing or photo of a digit into the 28x28 float32 image (values in
     [0, 1], white ink on black, like MNIST) the network expects, the way MNIST itself
     was made. Returns None when the image holds no ink.
@@ -42,6 +44,8 @@ def preprocess_digit(image, *, ink_threshold: float = 0.1) -> np.ndarray | None:
     image border. ``ink_threshold`` (fraction of full scale): a pixel is ink when it
     differs from the background by more than this; fainter pixels count as noise and
     are set to 0 (so MNIST's own faintest edge pixels, < 26/255, are dropped too).
+    ``deskew``: also straighten the digit (``deskew_images``), as a model trained with
+    deskewed images needs.
     """
     gray = _to_gray(image)  # (H, W) float64 in [0, 1]
     ink = _ink_on_black(gray, ink_threshold)  # (H, W), ink > 0, background 0
@@ -56,7 +60,60 @@ def preprocess_digit(image, *, ink_threshold: float = 0.1) -> np.ndarray | None:
     out = np.zeros((SIDE, SIDE))
     out[top : top + out_h, left : left + out_w] = digit  # (28, 28)
     out /= out.max()  # strongest ink -> 1.0, as MNIST's 255
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    return deskew_images(out[None])[0] if deskew else out
+
+
+def deskew_images(images: np.ndarray) -> np.ndarray:
+    """Straighten slanted digits: (N, 28, 28) or (N, 784) images in [0, 1] -> float32 of the
+    same shape, each sheared sideways so that its main axis stands upright.
+
+    A digit's slant is measured from its ink's second moments (as the statistics of the
+    pixels' positions weighted by brightness): ``slope = cov(row, column) / var(row)`` is
+    how far the ink moves right per row down. Shearing each row back by ``slope * (row -
+    centre row)`` makes that covariance zero and keeps the centre of mass where it was.
+    Training and test images and drawings all go through this, so a 1 written upright and
+    one written in italics look alike to the network. The slope is capped at 1 (45
+    degrees); an image without ink, or a flat one (a dash: no height to measure a slant
+    over), is left as it is. Known to cut a plain MLP's error on MNIST by a lot (e.g.
+    LeCun et al. 1998 report deskewing for their k-NN and SVM results)."""
+    x = np.asarray(images)
+    shape = x.shape
+    if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (SIDE, SIDE)):
+        raise ValueError(f"images must have shape (N, 784) or (N, 28, 28), got {x.shape}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"images must be floats in [0, 1] (use mlp_core.scale), got dtype {x.dtype}")
+    x = x.reshape(len(x), SIDE * SIDE)
+    out = np.empty(x.shape, np.float32)  # (N, 784)
+    for start in range(0, len(x), _CHUNK):  # in chunks: the temporaries stay in the cache
+        out[start:start + _CHUNK] = _deskew_rows(x[start:start + _CHUNK].astype(np.float32, copy=False))
+    return out.reshape(shape)
+
+
+def _deskew_rows(x: np.ndarray) -> np.ndarray:
+    """``deskew_images`` of (n, 784) float32 -> (n, 784) float32."""
+    rows, cols = _PIXEL_POSITIONS  # (784,) each
+    mass = x.sum(axis=1)  # (N,)
+    safe = np.where(mass > 0, mass, 1.0)
+    cy = x @ rows / safe  # (N,) centre of mass, row
+    cx = x @ cols / safe  # (N,) centre of mass, column
+    var_row = x @ (rows * rows) / safe - cy * cy  # (N,)
+    cov = x @ (rows * cols) / safe - cy * cx  # (N,)
+    upright = (mass <= 0) | (var_row < 0.5)
+    slope = np.clip(np.where(upright, 0.0, cov / np.where(upright, 1.0, var_row)), -1.0, 1.0)  # (N,)
+    # A shear moves whole rows: row r of the output is row r of the input read from
+    # ``slope * (r - cy)`` columns further right, linear interpolation between two columns.
+    shift = slope[:, None] * (np.arange(SIDE, dtype=np.float32) - cy[:, None])  # (N, 28) per row
+    whole = np.floor(shift)
+    frac = (shift - whole)[:, :, None]  # (N, 28, 1) weight of the right-hand column
+    pad = SIDE + 1  # |shift| <= 28: reads beyond the image land in the black margin
+    padded = np.zeros((len(x), SIDE, SIDE + 2 * pad), np.float32)  # (N, 28, 86)
+    padded[:, :, pad:pad + SIDE] = x.reshape(-1, SIDE, SIDE)
+    first = (whole.astype(np.int64) + pad)[:, :, None] + np.arange(SIDE)  # (N, 28, 28) column read
+    left = np.take_along_axis(padded, first, axis=2)
+    right = np.take_along_axis(padded, first + 1, axis=2)
+    out = left + frac * (right - left)  # (N, 28, 28)
+    return np.clip(out, 0.0, 1.0, out=out).reshape(len(x), SIDE * SIDE)
 
 
 def _to_gray(image) -> np.ndarray:

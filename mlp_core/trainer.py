@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .augment import Augmentation, augment
 from .data import iterate_minibatches, scale
 from .losses import check_labels
 from .networks import Network
@@ -38,6 +39,13 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty on weight matrices; 0 = none
     schedule: str = "constant"  # "cosine" decays lr to 0 over each run's steps or time budget
     shift: int = 0  # move each training image by up to this many pixels (random, per image)
+    # Random distortions of training images (mlp_core.augment; each a maximum, 0 = none):
+    rotation: float = 0.0  # degrees either way
+    scale: float = 0.0  # bigger or smaller by up to this fraction (0.2: 80-120 %)
+    shear: float = 0.0  # slant: pixels sideways per row
+    elastic: float = 0.0  # rubber-sheet bending: pixels a point moves at most
+    thickness: float = 0.0  # 0-1: toward a pen a pixel thicker or thinner
+    augment_fraction: float = 1.0  # the share of each batch distorted (the rest as it is)
     processes: int = 1  # 2: each step on two processes, half the batch each (parallel.py)
     eval_every: int = 1000  # steps between validation-accuracy checks (needs validation data)
     checkpoint_every: int = 100  # steps between copies of known-good weights (for divergence)
@@ -57,10 +65,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (isinstance(self.shift, int) and 0 <= self.shift <= 4):
             raise ValueError(f"shift must be a whole number of pixels from 0 to 4, got {self.shift!r}")
+        self.augmentation  # checks the distortions' strengths (ValueError)
         if self.processes not in (1, 2):
             raise ValueError(f"processes must be 1 or 2, got {self.processes!r}")
         if self.max_history < 2:
             raise ValueError(f"max_history must be >= 2, got {self.max_history}")
+
+    @property
+    def augmentation(self) -> Augmentation:
+        """The distortions as ``mlp_core.augment`` takes them."""
+        return Augmentation(rotation=self.rotation, scale=self.scale, shear=self.shear, elastic=self.elastic,
+                            thickness=self.thickness, fraction=self.augment_fraction)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -335,6 +350,10 @@ class Trainer:
     y_train : int array of shape (N,), digits 0-9
     config : TrainConfig
     x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
+    prepared : optional, ``x_train`` as the model receives it (``model.prepare``: deskewed
+        if the model deskews), uint8 or float, if the caller has it already: the dashboard
+        keeps one deskewed copy for every student. Without it a deskewing model's trainer
+        deskews ``x_train`` once, here (a few seconds for MNIST).
     """
 
     # restore_state replays the batch order (and random shifts) up to the restored step,
@@ -346,7 +365,7 @@ class Trainer:
     BLOWUP_FLOOR = 50.0  # ...and at least this (cross-entropy starts near 2.3, squared error below 1)
 
     def __init__(self, model: Network, x_train, y_train, config: TrainConfig = TrainConfig(),
-                 x_val=None, y_val=None):
+                 x_val=None, y_val=None, prepared=None):
         self.model = model
         self.config = config
         self.x_train = np.asarray(x_train)
@@ -356,10 +375,21 @@ class Trainer:
             raise ValueError(f"x_train must have shape (N, 784) or (N, 28, 28), got {self.x_train.shape}")
         if len(self.x_train) != len(y_train):
             raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(y_train)} labels")
-        # One image per row, for gathering batches (a view, unless x_train is not contiguous).
-        self._rows = np.ascontiguousarray(self.x_train).reshape(len(self.x_train), 784)
+        if prepared is not None:
+            prepared = np.asarray(prepared)
+            if prepared.shape[0] != len(self.x_train) or prepared.shape[1:] not in ((784,), (28, 28)):
+                raise ValueError(f"prepared must hold the {len(self.x_train)} training images, "
+                                 f"got shape {prepared.shape}")
+        elif getattr(model, "deskew", False):
+            prepared = _prepared_like(model, self.x_train)
+        # One image per row as the network receives it, for gathering batches (a view of
+        # x_train, unless it is not contiguous or the model deskews).
+        train = self.x_train if prepared is None else prepared
+        self._rows = np.ascontiguousarray(train).reshape(len(train), 784)
         self.y_train = check_labels(y_train, len(self.x_train))  # once, not every step
-        self.x_val = None if x_val is None else _as_float_images(x_val)
+        # The validation images as the network receives them, prepared once.
+        self.x_val = None if x_val is None else model.prepare(_as_float_images(x_val))
+        self._augmentation = config.augmentation
         self.y_val = None if y_val is None else np.asarray(y_val)
         extra = {"beta": config.momentum} if config.optimizer == "momentum" else {}
         self.optimizer = make_optimizer(config.optimizer, config.lr, config.weight_decay, **extra)
@@ -381,9 +411,10 @@ class Trainer:
         if config.processes == 2:
             from .parallel import TwoProcessStep  # noqa: PLC0415 (starts a process: only when asked)
 
-            # Shifted images are gathered here: the helper draws no random shifts.
+            # Shifted or distorted images are gathered here: the helper draws no random numbers.
+            moved = config.shift or self._augmentation.active
             self._training_step = TwoProcessStep(model, self.optimizer, config.batch_size,
-                                                 rows=None if config.shift else self._rows)
+                                                 rows=None if moved else self._rows)
         else:
             self._training_step = OneProcessStep(model, self.optimizer)
 
@@ -560,12 +591,19 @@ class Trainer:
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
 
     def _images(self, idx, out: np.ndarray | None = None) -> np.ndarray:
-        """The batch ``idx`` as float images in [0, 1], (n, 784), shifted if ``config.shift``,
-        written into ``out`` or the model's input buffer (valid until the next batch)."""
+        """The batch ``idx`` as float images in [0, 1], (n, 784), as the network receives them
+        (deskewed if the model deskews), shifted if ``config.shift`` and distorted if
+        ``config.augmentation`` is active, written into ``out`` or the model's input buffer
+        (valid until the next batch)."""
         n = len(idx)
         out = self.model.input_buffer(n) if out is None else out
-        if self.config.shift:
-            x = self._shift_randomly(self.x_train[idx]).reshape(n, 784)
+        if self._augmentation.active:
+            # Its own random numbers for each step, so a restored trainer needs no replay.
+            rng = np.random.default_rng([self.config.seed, 2, self.step])
+            x = self._shift_randomly(self._rows[idx]) if self.config.shift else self._rows[idx]
+            x = augment(_as_float_images(x), rng, self._augmentation)  # (n, 784) float32
+        elif self.config.shift:
+            x = self._shift_randomly(self._rows[idx]).reshape(n, 784)
         elif self._rows.dtype == out.dtype:
             # mode="clip": no bounds check (the indices come from a permutation), and
             # unlike the default it writes straight into ``out``.
@@ -610,7 +648,7 @@ class Trainer:
             self._training_step = OneProcessStep(self.model, self.optimizer)
 
     def _record_validation(self) -> None:
-        accuracy = float(np.mean(self.model.predict(self.x_val) == self.y_val))
+        accuracy = float(np.mean(self.model.predict(self.x_val, prepared=True) == self.y_val))
         with self._lock:
             self.history.add_validation(self.step, accuracy)
 
@@ -619,6 +657,15 @@ class Trainer:
         x = _as_float_images(x)
         with self._lock:
             return float(np.mean(self.model.predict(x) == np.asarray(y)))
+
+
+def _prepared_like(model: Network, x: np.ndarray) -> np.ndarray:
+    """``model.prepare`` of the training images ``x``, kept as bytes when ``x`` is bytes
+    (a quarter of the memory; rounding to 1/255 changes no digit)."""
+    ready = model.prepare(_as_float_images(x).reshape(len(x), 784))  # (N, 784) float
+    if x.dtype != np.uint8:
+        return ready
+    return np.rint(ready * 255.0).astype(np.uint8)
 
 
 def _as_float_images(x) -> np.ndarray:

@@ -1,0 +1,196 @@
+"""Data augmentation: new training images made from old ones by small random distortions.
+
+A 7 drawn a little tilted, smaller, slanted, wobblier or with a thicker pen is still a 7.
+Showing the network such variants of its training images teaches it that, so it reads
+digits people draw (which are all of those) better than if it only saw MNIST as it is.
+
+Everything here works on a whole batch at once and in float32, and the randomness comes
+from a ``np.random.Generator`` passed in:
+
+* ``rotation``, ``scale``, ``shear`` and ``elastic`` move pixels. They are combined into one
+  map "where does each output pixel come from" (an affine part plus an elastic part, Simard,
+  Steinkraus & Platt 2003), and every image is resampled once through it, with bilinear
+  interpolation (``resample``).
+* ``thickness`` changes the pen: each image is blended toward a thicker copy (grey dilation:
+  each pixel takes the brightest of itself and its 4 neighbours) or a thinner one (grey
+  erosion: the darkest).
+
+With every strength at 0 the images come back unchanged (the identity).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+SIDE = 28
+CENTRE = 14.0  # MNIST's centre of mass (0-based pixel indices): digits turn around it
+ELASTIC_GRID = 4  # the elastic field is drawn on a 4x4 grid of control points and smoothed up
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How strongly to distort each training image; each is a maximum, and every image
+    draws its own amount uniformly between minus and plus it. All 0 (the default): none."""
+
+    rotation: float = 0.0  # degrees: turn the digit by up to this much either way
+    scale: float = 0.0  # fraction: make the digit up to this much bigger or smaller (0.2: 80-120 %)
+    shear: float = 0.0  # slant: shift each row sideways by up to this many pixels per row
+    elastic: float = 0.0  # pixels: bend the strokes like a rubber sheet, moving a pixel up to this far
+    thickness: float = 0.0  # 0-1: blend toward a pen one pixel thicker (or thinner) by up to this much
+    fraction: float = 1.0  # the share of each batch that is distorted (the rest stays as it is)
+
+    def __post_init__(self):
+        limits = {"rotation": 45.0, "scale": 0.5, "shear": 1.0, "elastic": 4.0, "thickness": 1.0, "fraction": 1.0}
+        for name, top in limits.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and 0.0 <= value <= top):
+                raise ValueError(f"{name} must be a number from 0 to {top:g}, got {value!r}")
+
+    @property
+    def active(self) -> bool:
+        """True when some images would change."""
+        moves = self.rotation or self.scale or self.shear or self.elastic or self.thickness
+        return bool(moves) and self.fraction > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """Random distortions of ``images``, a batch of shape (N, 28, 28) or (N, 784) with values
+    in [0, 1]: returns a float32 array of the same shape, values in [0, 1]. Which images
+    change (``aug.fraction`` of them) and how much is drawn from ``rng``, so the same seed
+    gives the same batch. ``augment(x, rng, Augmentation())`` returns ``x`` (as float32)."""
+    x = np.asarray(images)
+    shape = x.shape
+    if x.ndim not in (2, 3) or x.shape[1:] not in ((784,), (SIDE, SIDE)):
+        raise ValueError(f"images must have shape (N, 784) or (N, 28, 28), got {x.shape}")
+    x = x.reshape(len(x), SIDE, SIDE).astype(np.float32, copy=True)  # (N, 28, 28), our own copy
+    if not aug.active or len(x) == 0:
+        return x.reshape(shape)
+    n_aug = len(x) if aug.fraction >= 1 else int(rng.binomial(len(x), aug.fraction))
+    which = rng.choice(len(x), size=n_aug, replace=False) if n_aug < len(x) else slice(None)
+    part = x[which]  # (n, 28, 28), the images to distort
+    n = len(part)
+    if aug.rotation or aug.scale or aug.shear or aug.elastic:
+        angle = np.radians(rng.uniform(-aug.rotation, aug.rotation, n))  # (n,)
+        size = 1.0 + rng.uniform(-aug.scale, aug.scale, n)  # (n,) how much bigger the digit gets
+        slant = rng.uniform(-aug.shear, aug.shear, n)  # (n,)
+        field = rng.uniform(-1.0, 1.0, (n, 2, ELASTIC_GRID * ELASTIC_GRID)) * aug.elastic  # (n, 2, 16)
+        part = resample(part, source_coordinates(angle, size, slant, field))
+    if aug.thickness:
+        part = change_thickness(part, rng.uniform(-aug.thickness, aug.thickness, n))
+    x[which] = part
+    return x.reshape(shape)
+
+
+def source_coordinates(angle, size, slant, field=None) -> np.ndarray:
+    """Where each output pixel of each image is read from, (n, 2, 784) float32 (row, column).
+
+    The distortion is the digit turned counter-clockwise (as seen on screen) by ``angle``
+    radians, made ``size`` times bigger, slanted by ``slant`` (the top moves right by
+    ``slant`` pixels per row above the centre, like italics) -- all around (14, 14) -- and
+    then bent by ``field`` (n, 2, 16): row and column displacements in pixels at a 4x4 grid
+    of control points, interpolated smoothly over the image (None: no bending). Since we
+    resample, each output pixel p reads the input at the *inverse* map: centre +
+    A^-1 (p - centre) + bend(p). Each of the arguments is an array of n values."""
+    angle, size, slant = (np.asarray(v, dtype=np.float64) for v in (angle, size, slant))
+    n = len(angle)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # The forward map on (row, column) offsets from the centre, A = shear @ rotate @ scale:
+    # rotate (counter-clockwise on screen, rows pointing down): row' = cos*row - sin*col,
+    # col' = sin*row + cos*col; shear: col'' = col' - slant*row' (rows above the centre,
+    # row' < 0, move right). Its inverse, written out:
+    inv = np.empty((n, 2, 2))
+    inv[:, 0, 0] = cos
+    inv[:, 0, 1] = sin
+    inv[:, 1, 0] = -sin
+    inv[:, 1, 1] = cos
+    unshear = np.array([[1.0, 0.0], [1.0, 1.0]])  # col = col'' + slant*row'' (row'' = row')
+    unshear = np.broadcast_to(unshear, (n, 2, 2)).copy()
+    unshear[:, 1, 0] = slant
+    inv = inv @ unshear / size[:, None, None]  # (n, 2, 2): A^-1 = scale^-1 rotate^-1 shear^-1
+    offsets = _GRID - CENTRE  # (2, 784): each output pixel's (row, column) from the centre
+    coords = inv @ offsets + CENTRE  # (n, 2, 784)
+    if field is not None:
+        coords += np.asarray(field, dtype=np.float64) @ _UPSAMPLE.T  # (n, 2, 16) @ (16, 784)
+    return coords.astype(np.float32)
+
+
+def resample(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """(n, 28, 28) images read at ``coords`` (n, 2, 784) (row, column of the input for each
+    output pixel) with bilinear interpolation -> (n, 28, 28) float32. Outside is black (0)."""
+    n = len(images)
+    padded = np.zeros((n, SIDE + 2, SIDE + 2), np.float32)  # a black frame: reads off the edge give 0
+    padded[:, 1:-1, 1:-1] = images
+    side = SIDE + 2
+    r = np.clip(coords[:, 0] + 1.0, 0.0, side - 1.001)  # (n, 784) in padded pixels
+    c = np.clip(coords[:, 1] + 1.0, 0.0, side - 1.001)
+    r0, c0 = r.astype(np.int32), c.astype(np.int32)  # (n, 784) top-left neighbour (floor: r >= 0)
+    fr, fc = r - r0, c - c0  # (n, 784) weights of the bottom / right neighbours
+    flat = padded.reshape(-1)
+    base = (np.arange(n, dtype=np.int32) * side * side)[:, None] + r0 * side + c0  # (n, 784)
+    top = flat[base] * (1 - fc) + flat[base + 1] * fc  # (n, 784)
+    bottom = flat[base + side] * (1 - fc) + flat[base + side + 1] * fc
+    out = top * (1 - fr) + bottom * fr
+    return np.clip(out, 0.0, 1.0).reshape(n, SIDE, SIDE)
+
+
+def change_thickness(images: np.ndarray, amount) -> np.ndarray:
+    """(n, 28, 28) images in [0, 1] with their strokes made thicker (``amount`` > 0) or
+    thinner (< 0): each image is blended by |amount| (0-1) toward its grey dilation (each
+    pixel the brightest of itself and its 4 neighbours: strokes grow by a pixel on each side)
+    or its grey erosion (the darkest: strokes shrink). Returns float32 (n, 28, 28)."""
+    x = np.asarray(images, dtype=np.float32)
+    amount = np.asarray(amount, dtype=np.float32)[:, None, None]  # (n, 1, 1)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))  # (n, 30, 30), black around
+    neighbours = (padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:])
+    thicker = np.maximum(x, np.maximum(np.maximum(neighbours[0], neighbours[1]),
+                                       np.maximum(neighbours[2], neighbours[3])))
+    thinner = np.minimum(x, np.minimum(np.minimum(neighbours[0], neighbours[1]),
+                                       np.minimum(neighbours[2], neighbours[3])))
+    target = np.where(amount > 0, thicker, thinner)  # (n, 28, 28)
+    return x + np.abs(amount) * (target - x)
+
+
+def examples(image: np.ndarray, aug: Augmentation | None = None) -> dict[str, np.ndarray]:
+    """One (28, 28) image shown under each distortion on its own, at a clear strength (for
+    the "Why" page): ``{"turned": ..., "bigger": ..., "smaller": ..., "slanted": ...,
+    "bent": ..., "thicker": ..., "thinner": ...}``, each (28, 28) float32 in [0, 1]."""
+    aug = aug or Augmentation(rotation=15, scale=0.2, shear=0.3, elastic=1.5, thickness=1.0)
+    x = np.asarray(image, dtype=np.float32).reshape(1, SIDE, SIDE)
+    one = np.ones(1)
+    bend = np.random.default_rng(7).uniform(-1, 1, (1, 2, ELASTIC_GRID ** 2)) * max(aug.elastic, 1.5)
+    moved = {
+        "turned": source_coordinates(np.radians([max(aug.rotation, 10.0)]), one, 0 * one),
+        "bigger": source_coordinates(0 * one, one + max(aug.scale, 0.15), 0 * one),
+        "smaller": source_coordinates(0 * one, one - max(aug.scale, 0.15), 0 * one),
+        "slanted": source_coordinates(0 * one, one, one * max(aug.shear, 0.25)),
+        "bent": source_coordinates(0 * one, one, 0 * one, bend),
+    }
+    out = {name: resample(x, coords)[0] for name, coords in moved.items()}
+    out["thicker"] = change_thickness(x, [1.0])[0]
+    out["thinner"] = change_thickness(x, [-1.0])[0]
+    return out
+
+
+def _upsample_matrix(grid: int = ELASTIC_GRID) -> np.ndarray:
+    """(784, grid*grid): bilinear interpolation of a grid x grid field of control points
+    (the corners of the image and evenly between) onto every pixel. A coarse random field
+    interpolated like this is smooth, as Simard's Gaussian-filtered noise is, at the cost of
+    one small matrix product instead of a convolution per image."""
+    pos = np.arange(SIDE) * (grid - 1) / (SIDE - 1)  # (28,) each pixel in grid units
+    lo = np.minimum(pos.astype(int), grid - 2)
+    frac = pos - lo
+    line = np.zeros((SIDE, grid))  # (28, grid) 1-D interpolation weights
+    line[np.arange(SIDE), lo] = 1 - frac
+    line[np.arange(SIDE), lo + 1] = frac
+    return np.einsum("ra,cb->rcab", line, line).reshape(SIDE * SIDE, grid * grid)
+
+
+_GRID = np.indices((SIDE, SIDE)).reshape(2, -1).astype(np.float64)  # (2, 784) (row, column) of each pixel
+_UPSAMPLE = _upsample_matrix()
