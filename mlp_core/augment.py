@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .preprocess import change_thickness
+
 SIDE = 28
 CENTRE = 14.0  # MNIST's centre of mass (0-based pixel indices): digits turn around it
 ELASTIC_GRID = 4  # the elastic field is drawn on a 4x4 grid of control points and smoothed up
@@ -138,23 +140,6 @@ def resample(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
     bottom = flat[base + side] * (1 - fc) + flat[base + side + 1] * fc
     out = top * (1 - fr) + bottom * fr
     return np.clip(out, 0.0, 1.0).reshape(n, SIDE, SIDE)
-
-
-def change_thickness(images: np.ndarray, amount) -> np.ndarray:
-    """(n, 28, 28) images in [0, 1] with their strokes made thicker (``amount`` > 0) or
-    thinner (< 0): each image is blended by |amount| (0-1) toward its grey dilation (each
-    pixel the brightest of itself and its 4 neighbours: strokes grow by a pixel on each side)
-    or its grey erosion (the darkest: strokes shrink). Returns float32 (n, 28, 28)."""
-    x = np.asarray(images, dtype=np.float32)
-    amount = np.asarray(amount, dtype=np.float32)[:, None, None]  # (n, 1, 1)
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))  # (n, 30, 30), black around
-    neighbours = (padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:])
-    thicker = np.maximum(x, np.maximum(np.maximum(neighbours[0], neighbours[1]),
-                                       np.maximum(neighbours[2], neighbours[3])))
-    thinner = np.minimum(x, np.minimum(np.minimum(neighbours[0], neighbours[1]),
-                                       np.minimum(neighbours[2], neighbours[3])))
-    target = np.where(amount > 0, thicker, thinner)  # (n, 28, 28)
-    return x + np.abs(amount) * (target - x)
 
 
 def examples(image: np.ndarray, aug: Augmentation | None = None) -> dict[str, np.ndarray]:

@@ -99,6 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shift", type=_non_negative_int, metavar="PIXELS",
                        help="move each training image randomly by up to this many pixels, 0-4 "
                             "(data augmentation; the dense preset uses 1)")
+    train.add_argument("--deskew", action=argparse.BooleanOptionalAction, default=None,
+                       help="straighten every image (training, test, drawings) by its slant before "
+                            "reading it; the dense preset does (--no-deskew: not)")
+    train.add_argument("--strokes", action=argparse.BooleanOptionalAction, default=None,
+                       help="even out the pen of every image (crisp edges, strokes about 2.4 pixels "
+                            "wide) before reading it; the dense preset does (--no-strokes: not)")
+    distort = train.add_argument_group(
+        "distortions of the training images (data augmentation; each a maximum, 0 = none)")
+    distort.add_argument("--rotation", type=_non_negative_float, metavar="DEGREES",
+                         help="turn each image by up to this many degrees either way (0-45)")
+    distort.add_argument("--scale", type=_non_negative_float, metavar="F",
+                         help="make each digit up to this fraction bigger or smaller (0-0.5; 0.2: 80-120 %%)")
+    distort.add_argument("--shear", type=_non_negative_float, metavar="F",
+                         help="slant each digit by up to this many pixels sideways per row (0-1)")
+    distort.add_argument("--elastic", type=_non_negative_float, metavar="PIXELS",
+                         help="bend the strokes like a rubber sheet, up to this many pixels (0-4)")
+    distort.add_argument("--thickness", type=_non_negative_float, metavar="F",
+                         help="make the pen up to this much (0-1: one pixel) thicker or thinner")
+    distort.add_argument("--augment-fraction", type=_non_negative_float, metavar="F",
+                         help="the share of each batch that is distorted (0-1)")
+    distort.add_argument("--no-augment", action="store_true",
+                         help="no distortions at all (the shift aside): every strength above 0")
     train.add_argument("--val-size", type=_non_negative_int, default=0, metavar="N",
                        help="hold out N training images to check accuracy during training (default 0)")
     length = train.add_mutually_exclusive_group(required=True)
@@ -188,6 +210,9 @@ class _ProgressBar:
 
 
 # ----------------------------------------------------------------------------- train
+DISTORTIONS = ("rotation", "scale", "shear", "elastic", "thickness")  # TrainConfig fields
+
+
 def _train_settings(args, parser):
     """The model config and TrainConfig: the preset, overridden by every flag given."""
     preset_model, preset_training = PRESETS[args.model]
@@ -201,8 +226,16 @@ def _train_settings(args, parser):
     for key in ("activation", "loss", "init"):
         if getattr(args, key) is not None:
             model_cfg[key] = getattr(args, key)
+    for key in ("deskew", "strokes"):
+        if getattr(args, key) is not None:
+            model_cfg[key] = getattr(args, key)
+        if not model_cfg.get(key, True):
+            del model_cfg[key]  # a model that does not prepare images has no such setting (as before)
     overrides = {"seed": args.seed, "processes": args.processes}
-    for key in ("optimizer", "lr", "batch_size", "weight_decay", "schedule", "shift"):
+    if args.no_augment:
+        overrides.update(dict.fromkeys(DISTORTIONS, 0.0))
+    for key in ("optimizer", "lr", "batch_size", "weight_decay", "schedule", "shift",
+                *DISTORTIONS, "augment_fraction"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.val_size >= N_TRAIN:

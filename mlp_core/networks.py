@@ -20,7 +20,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .losses import LOSSES, check_labels, loss_and_grad, output_layer
-from .preprocess import deskew_images
+from .preprocess import deskew_images, normalise_strokes
 
 INITS = ("notebook", "he", "xavier")
 
@@ -102,14 +102,18 @@ class Network:
     kind: str
     params: dict[str, np.ndarray]
 
-    def __init__(self, loss: str, init: str, dtype, deskew: bool = False):
+    def __init__(self, loss: str, init: str, dtype, deskew: bool = False, strokes: bool = False):
         _check_choice("loss", loss, LOSSES)
-        if not isinstance(deskew, bool):
-            raise ValueError(f"deskew must be True or False, got {deskew!r}")
-        # Straighten every image before reading it (preprocess.deskew_images): a model
-        # trained on deskewed images must see its test images and drawings deskewed too.
-        # Part of config() only when True, so the settings of older models stay as they were.
+        for name, value in (("deskew", deskew), ("strokes", strokes)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+        # How every image is prepared before the network reads it (``prepare``): a model
+        # trained on prepared images must see its test images and drawings prepared alike.
+        # deskew: straightened (preprocess.deskew_images); strokes: the pen evened out
+        # (preprocess.normalise_strokes). Each is part of config() only when True, so the
+        # settings of older models (which have neither) stay as they were.
         self.deskew = deskew
+        self.strokes = strokes
         _check_choice("init", init, INITS)
         self.loss = loss
         self.init = init
@@ -138,15 +142,25 @@ class Network:
         raise NotImplementedError
 
     def _with_input_settings(self, config: dict) -> dict:
-        return {**config, "deskew": True} if self.deskew else config
+        extra = {name: True for name in ("deskew", "strokes") if getattr(self, name)}
+        return {**config, **extra}
+
+    @property
+    def prepares(self) -> bool:
+        """True when ``prepare`` changes images (the model deskews or evens out strokes)."""
+        return self.deskew or self.strokes
 
     def prepare(self, x) -> np.ndarray:
         """What the network receives for the images ``x`` ((N, 784) or (N, 28, 28) floats in
-        [0, 1], same shape out): deskewed if this model deskews, else ``x`` itself. Every
-        ``predict``/``predict_proba`` does this first; a page showing "what the network
-        sees" shows this."""
+        [0, 1], same shape out): deskewed if this model deskews, then with its strokes evened
+        out if it does that; else ``x`` itself. Every ``predict``/``predict_proba`` does this
+        first; a page showing "what the network sees" shows this."""
         x = self._as_input(x)
-        return deskew_images(x).astype(self.dtype, copy=False) if self.deskew else x
+        if self.deskew:
+            x = deskew_images(x)
+        if self.strokes:
+            x = normalise_strokes(x)
+        return x.astype(self.dtype, copy=False)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: p.shape for name, p in self.params.items()}
@@ -273,10 +287,10 @@ class NotebookNet(Network):
     kind = "notebook"
 
     def __init__(self, loss: str = "mse", init: str = "notebook", seed: int = 0, dtype=np.float32,
-                 params: dict[str, np.ndarray] | None = None, deskew: bool = False):
-        """``params``: weights to copy in; without, they are drawn with ``seed``. ``deskew``:
-        straighten every image first (see ``Network.prepare``)."""
-        super().__init__(loss, init, dtype, deskew)
+                 params: dict[str, np.ndarray] | None = None, deskew: bool = False, strokes: bool = False):
+        """``params``: weights to copy in; without, they are drawn with ``seed``. ``deskew``,
+        ``strokes``: how every image is prepared first (see ``Network.prepare``)."""
+        super().__init__(loss, init, dtype, deskew, strokes)
         dt = self.dtype
         self.params = ParamDict({"w1": (128, 28), "b1": (128, 28), "w2": (10, 128),
                                  "b2": (10, 28), "w3": (28, 1)}, dt)
@@ -391,10 +405,10 @@ class DenseMLP(Network):
 
     def __init__(self, hidden=(128, 64), activation: str = "relu", loss: str = "cross_entropy",
                  init: str = "he", seed: int = 0, dtype=np.float32, params: dict[str, np.ndarray] | None = None,
-                 deskew: bool = False):
-        """``params``: weights to copy in; without, they are drawn with ``seed``. ``deskew``:
-        straighten every image first (see ``Network.prepare``)."""
-        super().__init__(loss, init, dtype, deskew)
+                 deskew: bool = False, strokes: bool = False):
+        """``params``: weights to copy in; without, they are drawn with ``seed``. ``deskew``,
+        ``strokes``: how every image is prepared first (see ``Network.prepare``)."""
+        super().__init__(loss, init, dtype, deskew, strokes)
         _check_choice("activation", activation, ACTIVATIONS)
         hidden = tuple(int(h) for h in hidden)
         if not hidden or any(h < 1 for h in hidden):
@@ -575,10 +589,10 @@ def build_model(config: dict, seed: int = 0, params: dict[str, np.ndarray] | Non
     config = dict(config)
     kind = config.pop("kind", None)
     if kind == "notebook":
-        allowed = {"loss", "init", "dtype", "deskew"}
+        allowed = {"loss", "init", "dtype", "deskew", "strokes"}
         cls = NotebookNet
     elif kind == "dense":
-        allowed = {"hidden", "activation", "loss", "init", "dtype", "deskew"}
+        allowed = {"hidden", "activation", "loss", "init", "dtype", "deskew", "strokes"}
         cls = DenseMLP
     else:
         raise ValueError(f"model kind must be 'notebook' or 'dense', got {kind!r}")

@@ -350,10 +350,10 @@ class Trainer:
     y_train : int array of shape (N,), digits 0-9
     config : TrainConfig
     x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
-    prepared : optional, ``x_train`` as the model receives it (``model.prepare``: deskewed
-        if the model deskews), uint8 or float, if the caller has it already: the dashboard
-        keeps one deskewed copy for every student. Without it a deskewing model's trainer
-        deskews ``x_train`` once, here (a few seconds for MNIST).
+    prepared : optional, ``x_train`` as the model receives it (``model.prepare``: deskewed,
+        strokes evened out, as the model does), uint8 or float, if the caller has it already:
+        the dashboard keeps one prepared copy for every student. Without it the trainer of a
+        model that prepares its images does it once, here (a few seconds for MNIST).
     """
 
     # restore_state replays the batch order (and random shifts) up to the restored step,
@@ -380,7 +380,7 @@ class Trainer:
             if prepared.shape[0] != len(self.x_train) or prepared.shape[1:] not in ((784,), (28, 28)):
                 raise ValueError(f"prepared must hold the {len(self.x_train)} training images, "
                                  f"got shape {prepared.shape}")
-        elif getattr(model, "deskew", False):
+        elif model.prepares:
             prepared = _prepared_like(model, self.x_train)
         # One image per row as the network receives it, for gathering batches (a view of
         # x_train, unless it is not contiguous or the model deskews).

@@ -94,3 +94,35 @@ def test_a_deskewing_model_prepares_every_input_and_an_old_one_does_not(mnist):
     np.testing.assert_allclose(new.predict_proba(deskew_images(images), prepared=True),
                                old.predict_proba(deskew_images(images)), rtol=1e-6)
     assert new.copy().deskew
+
+
+def test_normalise_strokes_evens_out_the_pen(mnist):
+    from mlp_core.preprocess import STROKE_WIDTH, change_thickness, normalise_strokes, stroke_width
+
+    (x, _), _ = mnist
+    images = (x[:200] / 255.0).astype(np.float32)
+    bold = change_thickness(images, np.ones(200))  # about 1.4 px bolder
+    bolder = change_thickness(bold, np.ones(200))  # about 2.8 px bolder
+    thin = change_thickness(images, -np.ones(200) * 0.6)
+    # (median stroke width before, at most this far from STROKE_WIDTH after): two steps
+    # close most of any gap; a very bold pen keeps a little of its boldness.
+    for variant, within in ((images, 0.3), (bold, 0.4), (bolder, 0.7), (thin, 0.3)):
+        out = normalise_strokes(variant)
+        assert out.shape == variant.shape and out.dtype == np.float32
+        assert 0 <= out.min() and out.max() <= 1
+        after = np.median(stroke_width(out))
+        assert abs(after - STROKE_WIDTH) < within, (np.median(stroke_width(variant)), after)
+    assert np.median(stroke_width(bolder)) > STROKE_WIDTH + 2  # it really was bold before
+    blank = np.zeros((1, 28, 28), np.float32)
+    np.testing.assert_array_equal(normalise_strokes(blank), blank)
+
+
+def test_a_model_that_evens_out_strokes_prepares_with_both_steps(mnist):
+    from mlp_core.preprocess import normalise_strokes
+
+    (x, _), _ = mnist
+    images = (x[:20] / 255.0).astype(np.float32)
+    model = build_model({"kind": "dense", "hidden": [16], "deskew": True, "strokes": True}, seed=0)
+    assert model.config()["strokes"] is True and model.prepares
+    np.testing.assert_allclose(model.prepare(images), normalise_strokes(deskew_images(images)))
+    assert not build_model({"kind": "notebook"}).prepares
