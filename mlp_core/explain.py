@@ -2,7 +2,9 @@
 activations, and one training step taken apart.
 
 Pure NumPy, like the rest of ``mlp_core``. Every function takes a network (``NotebookNet``
-or ``DenseMLP``) and never changes its weights (``one_step`` works on a copy).
+or ``DenseMLP``) and never changes its weights (``one_step`` works on a copy). Images are
+what the network receives: for a model that prepares its inputs (deskew, strokes), pass
+``model.prepare(x)``.
 
 * ``input_gradient(model, image, digit)``: d score[digit] / d pixel, (28, 28). The score is
   the digit's logit (its value before softmax / the output relu).
@@ -102,8 +104,8 @@ def occlusion(model: Network, image, digit: int, patch: int = 4, stride: int = 2
     batch = np.repeat(x[None], len(corners), axis=0).astype(model.dtype)  # (K, 28, 28)
     for k, (r, c) in enumerate(corners):
         batch[k, r:r + patch, c:c + patch] = 0.0
-    base = model.predict_proba(x[None].astype(model.dtype))[0, digit]
-    hidden = model.predict_proba(batch)[:, digit]  # (K,)
+    base = model.predict_proba(x[None].astype(model.dtype), prepared=True)[0, digit]
+    hidden = model.predict_proba(batch, prepared=True)[:, digit]  # (K,)
     total = np.zeros((SIDE, SIDE))
     count = np.zeros((SIDE, SIDE))
     for k, (r, c) in enumerate(corners):

@@ -174,9 +174,9 @@ class Network:
     def forward_with_cache(self, x) -> tuple[np.ndarray, dict]:
         """The forward pass of ``x`` ((N, 784) or (N, 28, 28) float images, checked):
         ``(logits (N, 10), every layer's values by name: h1, z1, ...)``, for explanations.
-        Unlike ``forward``, it leaves the cache a training step uses untouched. The images
-        are prepared first, as ``predict`` does (``prepare``)."""
-        return self._forward(self.prepare(x))
+        Unlike ``forward``, it leaves the cache a training step uses untouched. ``x`` is
+        what the network receives (``prepare`` it first, as ``predict`` does)."""
+        return self._forward(self._as_input(x))
 
     def _as_input(self, x) -> np.ndarray:
         x = np.asarray(x)

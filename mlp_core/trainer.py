@@ -354,6 +354,14 @@ class Trainer:
         strokes evened out, as the model does), uint8 or float, if the caller has it already:
         the dashboard keeps one prepared copy for every student. Without it the trainer of a
         model that prepares its images does it once, here (a few seconds for MNIST).
+    distorted : optional, a pool of distorted copies of the (prepared) training images,
+        (K, N, 784) uint8 (``augment.distorted_copies`` with ``config.augmentation``). With
+        it, the share ``augment_fraction`` of each batch is read from a random copy instead
+        of being distorted at that step: a step costs what a plain one does. The dashboard
+        keeps one pool for every student; without it, each step distorts its own images.
+        Either may be given as a function that returns it, called once, when the first step
+        needs the images (the dashboard's shared copies take seconds to make the first time:
+        a page then opens without waiting for them, and the first run waits instead).
     """
 
     # restore_state replays the batch order (and random shifts) up to the restored step,
@@ -365,7 +373,7 @@ class Trainer:
     BLOWUP_FLOOR = 50.0  # ...and at least this (cross-entropy starts near 2.3, squared error below 1)
 
     def __init__(self, model: Network, x_train, y_train, config: TrainConfig = TrainConfig(),
-                 x_val=None, y_val=None, prepared=None):
+                 x_val=None, y_val=None, prepared=None, distorted=None):
         self.model = model
         self.config = config
         self.x_train = np.asarray(x_train)
@@ -375,21 +383,17 @@ class Trainer:
             raise ValueError(f"x_train must have shape (N, 784) or (N, 28, 28), got {self.x_train.shape}")
         if len(self.x_train) != len(y_train):
             raise ValueError(f"x_train has {len(self.x_train)} images but y_train {len(y_train)} labels")
-        if prepared is not None:
-            prepared = np.asarray(prepared)
-            if prepared.shape[0] != len(self.x_train) or prepared.shape[1:] not in ((784,), (28, 28)):
-                raise ValueError(f"prepared must hold the {len(self.x_train)} training images, "
-                                 f"got shape {prepared.shape}")
-        elif model.prepares:
-            prepared = _prepared_like(model, self.x_train)
-        # One image per row as the network receives it, for gathering batches (a view of
-        # x_train, unless it is not contiguous or the model deskews).
-        train = self.x_train if prepared is None else prepared
-        self._rows = np.ascontiguousarray(train).reshape(len(train), 784)
         self.y_train = check_labels(y_train, len(self.x_train))  # once, not every step
         # The validation images as the network receives them, prepared once.
         self.x_val = None if x_val is None else model.prepare(_as_float_images(x_val))
         self._augmentation = config.augmentation
+        # The training images as the network receives them (and the pool of distorted
+        # ones), set by _load_images: now, or at the first step when given as functions.
+        self._sources = (prepared, distorted)
+        self._rows: np.ndarray | None = None
+        self._distorted: np.ndarray | None = None
+        if not (callable(prepared) or callable(distorted)) or config.processes == 2:
+            self._load_images()
         self.y_val = None if y_val is None else np.asarray(y_val)
         extra = {"beta": config.momentum} if config.optimizer == "momentum" else {}
         self.optimizer = make_optimizer(config.optimizer, config.lr, config.weight_decay, **extra)
@@ -527,6 +531,8 @@ class Trainer:
         self._stop.clear()
         with self._lock:
             self.status, self.reason = "running", ""
+        if self._rows is None:  # the first run of a trainer given its images as functions
+            self._load_images()
         start = last_report = time.perf_counter()
         eval_seconds, done, status, reason = 0.0, 0, "finished", f"trained {steps} steps"
         first_loss, huge_limit, huge_steps = None, math.inf, 0
@@ -590,6 +596,28 @@ class Trainer:
             on_progress(self, 1.0)
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
 
+    def _load_images(self) -> None:
+        """Set ``_rows`` (the training images as the network receives them, one per row) and
+        ``_distorted`` (the pool, or None) from what ``__init__`` was given."""
+        prepared, distorted = (source() if callable(source) else source for source in self._sources)
+        n = len(self.x_train)
+        if prepared is not None:
+            prepared = np.asarray(prepared)
+            if prepared.shape[0] != n or prepared.shape[1:] not in ((784,), (28, 28)):
+                raise ValueError(f"prepared must hold the {n} training images, got shape {prepared.shape}")
+        elif self.model.prepares:
+            prepared = _prepared_like(self.model, self.x_train)
+        if distorted is not None:
+            distorted = np.asarray(distorted)
+            if distorted.ndim != 3 or distorted.shape[1:] != (n, 784) or distorted.dtype != np.uint8:
+                raise ValueError(f"distorted must be uint8 copies of the {n} training images, "
+                                 f"shape (K, {n}, 784), got {distorted.dtype} {distorted.shape}")
+        # One image per row, for gathering batches (a view of x_train, unless it is not
+        # contiguous or the model prepares its images).
+        train = self.x_train if prepared is None else prepared
+        self._distorted = distorted if self._augmentation.active else None
+        self._rows = np.ascontiguousarray(train).reshape(n, 784)
+
     def _images(self, idx, out: np.ndarray | None = None) -> np.ndarray:
         """The batch ``idx`` as float images in [0, 1], (n, 784), as the network receives them
         (deskewed if the model deskews), shifted if ``config.shift`` and distorted if
@@ -597,7 +625,13 @@ class Trainer:
         (valid until the next batch)."""
         n = len(idx)
         out = self.model.input_buffer(n) if out is None else out
-        if self._augmentation.active:
+        if self._rows is None:
+            self._load_images()
+        if self._distorted is not None:
+            x = self._from_pool(idx, np.random.default_rng([self.config.seed, 2, self.step]))
+            if self.config.shift:
+                x = self._shift_randomly(x).reshape(n, 784)
+        elif self._augmentation.active:
             # Its own random numbers for each step, so a restored trainer needs no replay.
             rng = np.random.default_rng([self.config.seed, 2, self.step])
             x = self._shift_randomly(self._rows[idx]) if self.config.shift else self._rows[idx]
@@ -615,6 +649,16 @@ class Trainer:
         else:
             out[...] = _as_float_images(x)
         return out
+
+    def _from_pool(self, idx, rng: np.random.Generator) -> np.ndarray:
+        """The batch ``idx`` (n, 784), a share ``augment_fraction`` of it (drawn from ``rng``)
+        read from a random copy in the pool of distorted images, the rest as they are."""
+        x = np.take(self._rows, idx, axis=0, mode="clip")  # (n, 784), our own copy
+        pick = rng.random(len(idx)) < self._augmentation.fraction  # (n,) which ones are distorted
+        copy = rng.integers(len(self._distorted), size=int(pick.sum()))
+        distorted = self._distorted[copy, np.asarray(idx)[pick]]  # (k, 784) uint8
+        x[pick] = distorted if x.dtype == np.uint8 else _as_float_images(distorted)
+        return x
 
     def _shift_randomly(self, x) -> np.ndarray:
         """Each image moved by a random whole number of pixels, up to ``config.shift`` in each

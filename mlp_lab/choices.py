@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from mlp_core import TrainConfig, build_model
 from mlp_core.activations import ACTIVATIONS
-from mlp_core.presets import PRESETS
+from mlp_core.presets import DRAWING_AUGMENTATION, PRESETS
 from mlp_core.presets import parse_hidden as _parse_hidden
 
 from . import config
@@ -40,18 +40,20 @@ EVAL_EVERY = {"dense": 100, "notebook": 500}  # steps between validation checks
 # widgets, the Train page's sliders, and nothing else, must refill from a new model
 # (a lesson, a link, an upload, the Make button): FOLLOWER_KEYS is that one list.
 FORM_FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size",
-               "schedule", "shift")
+               "schedule", "shift", "deskew", "strokes", "distort")
 FORM_KEYS = {name: f"m_{name}" for name in FORM_FIELDS}
 FOLLOWER_KEYS = ("train_lr", "train_steps", *FORM_KEYS.values())
 # What the form's menus offer. A menu's value comes from the browser, and a hand-made
 # message can send any text there (Streamlit passes an unknown selectbox value through).
 FORM_OPTIONS = {"kind": tuple(KINDS), "activation": ACTIVATION_NAMES, "loss": tuple(LOSS_LABELS),
                 "init": tuple(INIT_LABELS), "optimizer": tuple(OPTIMIZER_LABELS),
-                "batch_size": BATCH_SIZES, "schedule": tuple(SCHEDULE_LABELS), "shift": SHIFTS}
+                "batch_size": BATCH_SIZES, "schedule": tuple(SCHEDULE_LABELS), "shift": SHIFTS,
+                "deskew": (False, True), "strokes": (False, True), "distort": (False, True)}
 FORM_WORDS = {"kind": "the model", "activation": "the activation", "loss": "the loss",
               "init": "the initialisation", "optimizer": "the optimizer",
               "batch_size": "the batch size", "schedule": "the learning-rate schedule",
-              "shift": "the shift"}
+              "shift": "the shift", "deskew": "straightening", "strokes": "evening out the pen",
+              "distort": "distorting training images"}
 MAX_HIDDEN_TEXT = 200  # characters in the hidden layer sizes box
 
 
@@ -61,6 +63,10 @@ def offered(value, options, default):
     if any(type(value) is type(option) and value == option for option in options):
         return value
     return default
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def nearest_option(value: float, options) -> float:
@@ -94,6 +100,9 @@ class ModelChoice:
     batch_size: int = 128  # images per training step
     schedule: str = "cosine"  # learning rate over a run: "constant" or "cosine"
     shift: int = 0  # training images moved at random by up to this many pixels (augmentation)
+    deskew: bool = False  # every image straightened before the network reads it (a model setting)
+    strokes: bool = False  # every image's pen evened out before the network reads it (a model setting)
+    distort: bool = False  # training images turned, resized, slanted, bent, re-inked (presets.DRAWING_AUGMENTATION)
 
     @classmethod
     def preset(cls, kind: str) -> ModelChoice:
@@ -103,7 +112,8 @@ class ModelChoice:
                    activation=model_cfg.get("activation", "relu"), loss=model_cfg["loss"],
                    init=model_cfg["init"], optimizer=train_cfg.optimizer,
                    batch_size=train_cfg.batch_size, schedule=train_cfg.schedule,
-                   shift=train_cfg.shift)
+                   shift=train_cfg.shift, deskew=bool(model_cfg.get("deskew", False)),
+                   strokes=bool(model_cfg.get("strokes", False)), distort=train_cfg.augmentation.active)
 
     @classmethod
     def from_model(cls, model_config: dict, training: dict | None = None) -> ModelChoice:
@@ -113,7 +123,11 @@ class ModelChoice:
         base = cls.preset(model_config["kind"])
         training = training or {}
         fields = {"kind": model_config["kind"], "loss": model_config["loss"],
-                  "init": model_config["init"]}
+                  "init": model_config["init"], "deskew": model_config.get("deskew") is True,
+                  "strokes": model_config.get("strokes") is True,
+                  # A file from before distortions has none of their settings: not distorted.
+                  "distort": any(_positive(training.get(name)) for name in DRAWING_AUGMENTATION
+                                 if name != "augment_fraction")}
         if model_config["kind"] == "dense":
             fields.update(hidden=tuple(model_config["hidden"]), activation=model_config["activation"])
         fields.update({name: training[name] for name in ("optimizer", "batch_size", "schedule", "shift")
@@ -134,17 +148,19 @@ class ModelChoice:
 
     def model_config(self) -> dict:
         """The settings ``mlp_core.build_model`` takes."""
+        prepare = {name: True for name in ("deskew", "strokes") if getattr(self, name)}
         if self.kind == "notebook":
-            return {"kind": "notebook", "loss": self.loss, "init": self.init}
+            return {"kind": "notebook", "loss": self.loss, "init": self.init, **prepare}
         return {"kind": "dense", "hidden": list(self.hidden), "activation": self.activation,
-                "loss": self.loss, "init": self.init}
+                "loss": self.loss, "init": self.init, **prepare}
 
     def train_config(self, lr: float, seed: int = 0, eval_every: int | None = None) -> TrainConfig:
         """The ``TrainConfig`` for this choice at learning rate ``lr`` (raises ValueError
         for settings the engine refuses)."""
+        distortions = DRAWING_AUGMENTATION if self.distort else {}
         return TrainConfig(optimizer=self.optimizer, lr=float(lr), batch_size=int(self.batch_size),
                            schedule=self.schedule, shift=self.shift,
-                           eval_every=eval_every or EVAL_EVERY[self.kind], seed=seed)
+                           eval_every=eval_every or EVAL_EVERY[self.kind], seed=seed, **distortions)
 
     def build(self, seed: int = 0):
         """A network with fresh random weights drawn from ``seed``."""

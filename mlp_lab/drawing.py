@@ -21,6 +21,10 @@ MAX_DATA_URL_CHARS = 4 * 2**20  # the PNG of a 1120x1120 RGBA canvas is at most 
 PNG_PREFIX = "data:image/png;base64,"  # a drawing of strokes compresses to a few kB
 UNREADABLE = "The drawing could not be read. Press Clear and draw again."
 CLEARED = "The drawing could not be read, so the box was cleared. Draw your digit again."
+# Under the Test page's answer: what helps when a digit is misread.
+MISREAD_HINT = ("Misread? Draw one digit, big (top to bottom of the box) and in the middle, with "
+                "lines like a marker's; press **Clear** before the next one. Small digits in a corner, "
+                "two digits or stray dots confuse it most.")
 _FIT_KEYS = ("naturalWidth", "naturalHeight", "scaleX", "scaleY", "offsetX", "offsetY")
 
 

@@ -28,7 +28,7 @@ from .budget import ModelRefused, check_model_config, inspect_file, load_file, r
 from .choices import DEFAULT_STEPS, ModelChoice
 from .pool import BackgroundRun, active_runs, trainer_threads
 from .replay import Replay, record
-from .shared_data import LabData, get_data
+from .shared_data import LabData, distorted, get_data, is_shared, prepared
 from .store import LabRecord, lab_settings, settings_choice
 
 log = logging.getLogger("mlp_lab")
@@ -197,14 +197,25 @@ class LabSession:
         config_ = choice.train_config(lr, seed=self.seed)
         self.choice = choice
         self.model = model
-        self.trainer = Trainer(model, self.data.x_train, self.data.y_train, config_,
-                               self.data.x_val, self.data.y_val)
+        # The server's shared copies of the training images as this model reads them (and
+        # distorted), made once per server, the first time a run needs them: a page opens
+        # without waiting for them.
+        shared = is_shared(self.data)
+        self.trainer = Trainer(model, self.data.x_train, self.data.y_train, config_, self.data.x_val,
+                               self.data.y_val, prepared=(lambda: prepared(model, "x_train")) if shared else None,
+                               distorted=(lambda: distorted(model, config_.augmentation)) if shared else None)
         self.initial_params = {k: v.copy() for k, v in model.params.items()}
         self.source = source
         self.run_info: RunInfo | None = None
         self.test_result: TestResult | None = None
         self._generation += 1
         self._changed()
+
+    def _prepared(self, model, which: str):
+        """The shared set ``which`` as ``model`` reads it, made once per server
+        (``shared_data.prepared``), when this lab uses the shared data; else None (the
+        trainer then prepares its own images once)."""
+        return prepared(model, which) if is_shared(self.data) else None
 
     def _changed(self) -> None:
         """Something worth saving changed (any thread)."""
@@ -570,10 +581,26 @@ class LabSession:
             images = images[None]
         return self.trainer.model_copy().predict_proba(images)
 
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """The (28, 28) image ``image`` as the network receives it: straightened and with
+        its pen evened out if the current model does that (``Network.prepare``)."""
+        return self.trainer.model.prepare(np.asarray(image, dtype=np.float32).reshape(1, 28, 28))[0]
+
+    def network_input_caption(self) -> str:
+        """Words under "what the network sees": what was done to the drawing first."""
+        model = self.trainer.model
+        done = [word for word, on in (("straightened", model.deskew), ("pen evened out", model.strokes)) if on]
+        return "28 × 28, as the network receives it" + (f" ({', '.join(done)})" if done else "")
+
     def evaluate_test(self) -> TestResult:
         """Accuracy and confusion matrix on the 10,000 test images, remembered with the step."""
         step = self.trainer.step
-        predicted = self.predict_proba(self.data.x_test).argmax(axis=1)
+        model = self.trainer.model_copy()
+        ready = self._prepared(model, "x_test")
+        if ready is None:
+            predicted = model.predict_proba(self.data.x_test).argmax(axis=1)
+        else:  # the test images as this model reads them, prepared once for the whole server
+            predicted = model.predict_proba(ready, prepared=True).argmax(axis=1)
         result = TestResult(step=step, accuracy=float(np.mean(predicted == self.data.y_test)),
                             confusion=confusion_matrix(self.data.y_test, predicted))
         with self._lock:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlp_core import load_mnist, scale, validation_split
+from mlp_core.augment import distorted_copies
 
 VAL_SIZE = 1000  # images held out of training to draw the validation-accuracy curve
 
@@ -36,6 +37,58 @@ class LabData:
 
 _lock = threading.Lock()
 _data: LabData | None = None
+_prepared: dict[tuple, np.ndarray] = {}  # (which set, deskew, strokes) -> its images as such a model reads them
+_prepared_lock = threading.Lock()
+DISTORTED_COPIES = 2  # distorted versions of each training image in the shared pool (92 MB for MNIST)
+_distorted: dict[tuple, np.ndarray] = {}  # (deskew, strokes, augmentation) -> (2, 59000, 784) uint8
+_distorted_lock = threading.Lock()
+
+
+def is_shared(data) -> bool:
+    """True for the server's shared dataset (``get_data``), without loading it."""
+    return data is not None and data is _data
+
+
+def prepared(model, which: str = "x_train") -> np.ndarray | None:
+    """The shared set ``which`` ("x_train" or "x_test") as ``model`` receives it
+    (``Network.prepare``: deskewed, strokes evened out), or None for a model that reads
+    images as they are. Made once per server for each way of preparing (a few seconds for
+    the training set) and shared by every student, read-only: uint8 for the training set (a
+    quarter of the memory, gathered and scaled a batch at a time), float32 for the test set."""
+    if not model.prepares:
+        return None
+    key = (which, model.deskew, model.strokes)
+    if key not in _prepared:
+        with _prepared_lock:  # two students making such a model at once prepare it once
+            if key not in _prepared:
+                images = getattr(get_data(), which)
+                ready = np.concatenate([model.prepare(images[i:i + 10_000]).astype(np.float32)
+                                        for i in range(0, len(images), 10_000)])
+                if which == "x_train":
+                    ready = np.rint(ready * 255.0).astype(np.uint8)
+                ready.flags.writeable = False
+                _prepared[key] = ready
+    return _prepared[key]
+
+
+def distorted(model, augmentation) -> np.ndarray | None:
+    """The shared pool of distorted training images for ``model`` (as it receives them:
+    prepared first) and ``augmentation`` (``TrainConfig.augmentation``): (2, 59000, 784)
+    uint8, made once per server for each setting (a few seconds) and shared, read-only, by
+    every student, so that a student's training steps cost no more with distortions than
+    without (``Trainer(distorted=...)``). None when ``augmentation`` distorts nothing."""
+    if not augmentation.active:
+        return None
+    key = (model.deskew, model.strokes, tuple(sorted(augmentation.to_dict().items())))
+    if key not in _distorted:
+        source = prepared(model, "x_train")  # the images as the model receives them (or None: as they are)
+        with _distorted_lock:
+            if key not in _distorted:
+                pool = distorted_copies(source if source is not None else get_data().x_train, augmentation,
+                                        DISTORTED_COPIES, seed=0)
+                pool.flags.writeable = False
+                _distorted[key] = pool
+    return _distorted[key]
 
 
 def get_data() -> LabData:

@@ -171,6 +171,22 @@ with right:
                           "that a digit a little off-centre (like one you draw) is the same digit, "
                           "instead of learning the training pixels by heart. The dense preset "
                           "uses 1: about half a point more test accuracy.")
+    st.checkbox("Straighten slanted digits", key=FORM_KEYS["deskew"],
+                help="Before the network reads any image (training, test or your drawing), it is "
+                     "slanted back so the digit stands upright, the way you would straighten a "
+                     "crooked picture. A 1 written in italics then looks like an upright 1, and "
+                     "the network has fewer kinds of digit to learn. The dense preset does this.")
+    st.checkbox("Even out the pen", key=FORM_KEYS["strokes"],
+                help="Before the network reads any image, its edges are made crisp and its lines "
+                     "thinner or thicker until they are about as wide as most MNIST digits. A digit "
+                     "drawn small with a fat pen, or blurry, then looks like the ones it learned "
+                     "from. The dense preset does this.")
+    st.checkbox("Distort training images", key=FORM_KEYS["distort"],
+                help="Half of the training images the network sees are changed a little at random "
+                     "first: turned, made bigger or smaller, slanted, bent like rubber, drawn with "
+                     "a thicker or thinner pen. They are still the same digits, so the network "
+                     "learns that a digit drawn a bit differently is the same digit. It reads your "
+                     "drawings better; each step takes a little longer. The dense preset does this.")
 st.button("Make this model (fresh weights)", type="primary", on_click=_apply,
           help="Builds the network you chose with new random weights. The trained weights "
                "of the current model are thrown away (keep them in My models first).")

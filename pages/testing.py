@@ -5,7 +5,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mlp_lab import figures
-from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, digit_from_canvas_state, random_batch
+from mlp_lab.drawing import CANVAS_SIZE, MISREAD_HINT, STROKE_WIDTH, digit_from_canvas_state, random_batch
 from mlp_lab.session import FIGURES, canvas_failed, canvas_key, digest, get_lab, guarded
 
 lab = get_lab()
@@ -28,7 +28,8 @@ st.title("Test")
 st.caption(
     "**What am I looking at?** Draw a digit and the network guesses which one it is; the bars "
     "show how sure it is. The third picture is what the network actually receives: your drawing "
-    "shrunk to 28 × 28 pixels and centred, like the images it learned from.")
+    "shrunk to 28 × 28 pixels and centred, like the images it learned from (and, if the model "
+    "straightens digits or evens out the pen, after that too).")
 status = lab.status()
 if status.untrained:
     st.warning("This network has not been trained yet, so its answers are random guesses. "
@@ -82,13 +83,14 @@ def draw_and_predict() -> None:
             st.caption(f"{probabilities[digit]:.0%} sure.")
             st.plotly_chart(figures.probability_figure(probabilities), key="probabilities",
                             alt=figures.probability_summary(probabilities))
+            st.caption(MISREAD_HINT)
     with seen:
         st.subheader("3. What the network sees")
         if image is None:
             st.info(problem)
         else:
-            st.image(figures.upscale_digit(image), width=CANVAS_SIZE,
-                     caption="28 × 28, as the network receives it",
+            st.image(figures.upscale_digit(lab.network_input(image)), width=CANVAS_SIZE,
+                     caption=lab.network_input_caption(),
                      alt="Your drawing as the 28 × 28 image the network receives, shown 10 times larger")
 
 draw_and_predict()

@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from mlp_core.augment import examples
 from mlp_core.explain import hidden_activations, naive_resize, occlusion, saliency
 from mlp_lab import teaching_figures as tf
 from mlp_lab.drawing import CANVAS_SIZE, STROKE_WIDTH, canvas_pixels, digit_from_canvas
@@ -80,6 +81,8 @@ def why_view() -> None:
                                "and how sure it is.")
                 st.caption(note)
     probabilities = probs[1]
+    seen = model.prepare(centred[None])[0]  # (28, 28) what the network reads: B, prepared as it prepares
+    distortions_row(seen)
     st.header("Why: which pixels decided it")
     c1, c2 = st.columns(2)
     answer = int(np.argmax(probabilities))
@@ -96,10 +99,10 @@ def why_view() -> None:
                            "a small square at every position and see how much the network's "
                            "certainty drops.")
     method = offered(method, tuple(METHODS), "gradient")
-    heat = saliency(model, centred, target) if method == "gradient" else occlusion(model, centred, target)
+    heat = saliency(model, seen, target) if method == "gradient" else occlusion(model, seen, target)
     left, right = st.columns([1, 2])
     with left:
-        st.image(tf.saliency_overlay(centred, heat, 8), width=224,
+        st.image(tf.saliency_overlay(seen, heat, 8), width=224,
                  caption=f"Red: pushed towards {target}; blue: pushed away",
                  alt=f"Your digit with the pixels that pushed the score of {target} up in red, "
                      "down in blue")
@@ -114,7 +117,7 @@ def why_view() -> None:
     st.header("Inside: what each layer computed")
     st.caption("Each layer's neurons, for your digit. Bright or tall: the neuron fires strongly; "
                "dark, grey or flat: it stays silent (0). The last chart is the answer.")
-    for name, values in hidden_activations(model, centred):
+    for name, values in hidden_activations(model, seen):
         if name == "output":
             title = "Output: how sure it is of each digit, 0-9"
         elif values.ndim == 2:
@@ -124,6 +127,21 @@ def why_view() -> None:
             active = int((values > 0).sum())
             title = f"Layer {name[1:]} ({name}): {active} of {len(values)} neurons fire"
         show_chart(st, tf.activation_figure(name, values, title=title), key=f"act_{name}")
+
+
+def distortions_row(image: np.ndarray) -> None:
+    """Your digit under each distortion training can use (mlp_core.augment), small, in a row."""
+    st.header("Your digit, distorted as in training")
+    st.caption("With **Distort training images** on (Model page), the network trains on digits "
+               "changed like these: it learns that a digit turned, resized, slanted, wobbly or drawn "
+               "with another pen is still the same digit, so it reads drawings like yours better.")
+    row = st.container(horizontal=True, gap="small")
+    names = {"turned": "Turned", "bigger": "Bigger", "smaller": "Smaller", "slanted": "Slanted",
+             "bent": "Bent (elastic)", "thicker": "Thicker pen", "thinner": "Thinner pen"}
+    for name, picture in examples(image).items():
+        with row.container(width=96):
+            st.image(tf.grey_picture(picture, 3), caption=names[name], width=84,
+                     alt=f"Your digit {names[name].lower()}, as a training image could be")
 
 
 why_view()
