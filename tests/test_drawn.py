@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlp_core import DenseMLP, TrainConfig, Trainer, accuracy, build_model, scale
-from mlp_core.persistence import load_model, model_from_bytes, model_to_bytes
+from mlp_core.persistence import model_from_bytes, model_to_bytes
 from mlp_core.presets import DENSE_MODEL, DENSE_TRAINING, DRAWING_AUGMENTATION
 from mlp_lab.choices import ModelChoice
 from mlp_lab.teaching import params_to_settings, settings_to_params
