@@ -171,3 +171,23 @@ def test_flop_count_formula():
     n, pairs = 128, [(784, 128), (128, 64), (64, 10)]
     expected = 2 * n * sum(a * b for a, b in pairs) * 2 + 2 * n * sum(a * b for a, b in pairs[1:])
     assert flops_per_step() == expected == 58_163_200
+
+
+@pytest.mark.slow
+def test_the_drawings_benchmark_measures_before_and_after_in_one_run():
+    """``bench_drawings.py --quick``: every figure of issue #14 from one run, before beside after."""
+    env = dict(os.environ)
+    env.pop("MLP_LAB_DEBUG", None)
+    proc = subprocess.run([sys.executable, "benchmarks/bench_drawings.py", "--quick", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=840, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures = {f["id"]: f for f in report["figures"]}
+    assert set(figures) == {"drawings_canvas", "drawings_mnist_2000", "drawings_uci_2000", "drawings_mnist_30s",
+                            "drawings_uci_30s", "drawings_speed"}
+    for fig in figures.values():
+        assert _positive(fig["ours"]) and _positive(fig["reference"]), fig
+    for name in ("before", "after"):
+        dashboard = report["results"][name]["dashboard"]
+        assert len(dashboard["canvas_per_digit"]) == 10 and sum(map(sum, dashboard["canvas_confusion"])) == 50
+    assert "Canvas set per digit" in proc.stderr
