@@ -9,10 +9,11 @@ For each of the two settings:
   page, 2,000 steps on the Train page), trained as the dashboard trains it -- a ``Trainer``
   on the server's shared MNIST (59,000 training images), with the shared prepared copy of
   it and the shared pool of distorted copies (``mlp_lab.shared_data.prepared`` and
-  ``distorted``, made once per server, at its first run: their time is reported apart). Measured: the canvas set (``canvas_set/digits.zip``, replayed through the Test
-  page's exact path, ``mlp_lab.canvas_set.replay``: accuracy per digit and confusion
-  matrix), MNIST's 10,000 test images, and the UCI digits. Training speed (steps/s) is the
-  median over ``--rounds`` runs, the two settings alternating.
+  ``distorted``, made once per server: their time is reported apart). Measured: the
+  canvas set (``canvas_set/digits.zip``, replayed through the Test page's exact path,
+  ``mlp_lab.canvas_set.replay``: accuracy per digit and confusion matrix), MNIST's 10,000
+  test images, and the UCI digits. Training speed (steps/s) is the median over
+  ``--rounds`` runs, the two settings alternating.
 * **the 30-second model**: ``python -m mlp_core train --model dense --time-budget 30``
   in a fresh process (before: with ``--no-deskew --no-strokes --no-augment``), its MNIST
   test accuracy from the CLI's JSON, and the UCI digits read by the saved model.

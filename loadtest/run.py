@@ -387,6 +387,8 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
                                                  results, first_open, first_done, close_now,
                                                  random.Random(rng.random())))]
             await asyncio.wait_for(first_open.wait(), 120)
+            # ...and the server's shared training copies made (once per server, not per session)
+            report["shared_copies"] = await asyncio.to_thread(server.shared_ready)
             await asyncio.sleep(2)
             report["rss_one_session_mb"] = round(server.rss_mb(), 1)
             report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
@@ -497,6 +499,8 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
     await asyncio.wait_for(events[0][0].wait(), 120)
     await asyncio.sleep(2)
     loaded.set()
+    # ...and the server's shared training copies made (once per server, not per session)
+    report["shared_copies"] = await asyncio.to_thread(server.shared_ready)
     teacher_opened = asyncio.Event()
     if with_teacher:  # the Class page open all along, refreshing itself (its times kept apart)
         def teacher_record(kind: str, seconds: float) -> None:

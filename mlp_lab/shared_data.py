@@ -8,13 +8,20 @@ quietly changing every student's training set.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from mlp_core import load_mnist, scale, validation_split
 from mlp_core.augment import distorted_copies
+
+from . import config
+
+log = logging.getLogger("mlp_lab")
 
 VAL_SIZE = 1000  # images held out of training to draw the validation-accuracy curve
 
@@ -89,6 +96,44 @@ def distorted(model, augmentation) -> np.ndarray | None:
                 pool.flags.writeable = False
                 _distorted[key] = pool
     return _distorted[key]
+
+
+_warm_up_started = threading.Event()
+READY_FILE = "shared.json"  # in MLP_LAB_STATUS_DIR once warm_up is done: {"ready": true, "mb": ...}
+
+
+def warm_up() -> None:
+    """Make the shared copies the Model page's default model reads (the dense preset:
+    prepared and distorted, a few seconds) in a background thread, once per server, so the
+    first press of Train does not wait for them. Returns at once; later calls do nothing.
+    With ``MLP_LAB_STATUS_DIR`` set, writes ``shared.json`` there when done (the load test
+    waits for it: those copies belong to the server, not to a session)."""
+    if _warm_up_started.is_set():
+        return
+    with _prepared_lock:
+        if _warm_up_started.is_set():
+            return
+        _warm_up_started.set()
+    threading.Thread(target=_warm_up, name="mlp-lab-warm-up", daemon=True).start()
+
+
+def _warm_up() -> None:
+    from mlp_core import build_model  # noqa: PLC0415
+    from mlp_core.presets import DENSE_MODEL, DENSE_TRAINING  # noqa: PLC0415
+
+    try:
+        distorted(build_model(DENSE_MODEL, seed=0), DENSE_TRAINING.augmentation)
+    except Exception:  # a run makes them itself then; the server goes on
+        log.warning("could not make the shared training copies ahead", exc_info=True)
+        return
+    directory = config.status_dir()
+    if directory:
+        shared = [*_prepared.values(), *_distorted.values()]
+        info = {"ready": True, "mb": round(sum(a.nbytes for a in shared) / 2**20, 1)}
+        try:
+            Path(directory, READY_FILE).write_text(json.dumps(info))
+        except OSError:
+            log.warning("could not write %s in %s", READY_FILE, directory, exc_info=True)
 
 
 def get_data() -> LabData:
