@@ -1,19 +1,19 @@
-"""Do the models read digits people draw? Before (the old dense preset) and after (deskew,
-strokes evened out, distorted training images), side by side in one run.
+"""Do the models read digits people draw? Before (the old defaults) and after, side by side
+in one run.
 
     python benchmarks/bench_drawings.py [--quick] [--json] [--rounds 2]
 
-For each of the two settings:
-
-* **the dashboard's model**: what one press of Train gives (the dense preset on the Model
-  page, 2,000 steps on the Train page), trained as the dashboard trains it -- a ``Trainer``
-  on the server's shared MNIST (59,000 training images), with the shared prepared copy of
-  it and the shared pool of distorted copies (``mlp_lab.shared_data.prepared`` and
-  ``distorted``, made once per server: their time is reported apart). Measured: the
-  canvas set (``canvas_set/digits.zip``, replayed through the Test page's exact path,
-  ``mlp_lab.canvas_set.replay``: accuracy per digit and confusion matrix), MNIST's 10,000
-  test images, and the UCI digits. Training speed (steps/s) is the median over
-  ``--rounds`` runs, the two settings alternating.
+* **the dashboard's model**: what one press of Train gives (the Model page's dense default,
+  2,000 steps at the Train page's learning rate), three ways, alternating: *before* (the old
+  default: shift 1 only), *after* (today's default: every image straightened and its pen
+  evened out) and *distort* (today's default with "Distort training images" on). Trained as
+  the dashboard trains it: a ``Trainer`` on the server's shared MNIST (59,000 training
+  images) reading the shared prepared copy and the shared pool of distorted copies
+  (``mlp_lab.shared_data.prepared`` and ``distorted``, made once per server: their time is
+  reported apart). Measured: the canvas set (``canvas_set/digits.zip``, replayed through the
+  Test page's exact path, ``mlp_lab.canvas_set.replay``: accuracy per digit and confusion
+  matrix), MNIST's 10,000 test images, and the UCI digits. Training speed (steps/s) is the
+  median over ``--rounds`` runs of each.
 * **the 30-second model**: ``python -m mlp_core train --model dense --time-budget 30``
   in a fresh process (before: with ``--no-deskew --no-strokes --no-augment``), its MNIST
   test accuracy from the CLI's JSON, and the UCI digits read by the saved model.
@@ -29,7 +29,6 @@ model >= 99.0 % MNIST and >= 95 % UCI; the dashboard's training about as fast as
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import tempfile
 import time
@@ -39,22 +38,30 @@ import numpy as np
 
 import benchlib as common
 
-SETTINGS = {
-    "before": {"flags": ["--no-deskew", "--no-strokes", "--no-augment"],
-               "words": "old preset: shift 1 only"},
-    "after": {"flags": [], "words": "deskew + strokes evened out + distortions on half of each batch"},
+# The dashboard's model, three ways: the old default, today's default (the Model page's
+# dense preset: straightened, pen evened out) and today's with "Distort training images" on.
+DASHBOARD = {
+    "before": "old default: shift 1 only",
+    "after": "new default: straightened + pen evened out (+ shift 1)",
+    "distort": "new default + Distort training images (from the shared pool)",
+}
+# The 30-second CLI run: the old dense preset and today's (which distorts, per step).
+CLI = {
+    "before": {"flags": ["--no-deskew", "--no-strokes", "--no-augment"], "words": "old preset: shift 1 only"},
+    "after": {"flags": [], "words": "dense preset: straightened, pen evened out, half of each batch distorted"},
 }
 TARGETS = {"canvas": 0.97, "mnist_2000": 0.98, "mnist_30s": 0.990, "uci_30s": 0.95}
 
 
-def _settings(name: str):
-    from mlp_core.presets import DENSE_MODEL, DENSE_TRAINING
+def _choice(name: str):
+    """The Model page's choice for the dashboard setting ``name``."""
+    from dataclasses import replace
 
-    if name == "after":
-        return dict(DENSE_MODEL), DENSE_TRAINING
-    model = {k: v for k, v in DENSE_MODEL.items() if k not in ("deskew", "strokes")}
-    off = {k: 0.0 for k in ("rotation", "scale", "shear", "elastic", "thickness")}
-    return model, dataclasses.replace(DENSE_TRAINING, **off)
+    from mlp_lab.choices import ModelChoice
+
+    default = ModelChoice.preset("dense")
+    return {"before": replace(default, deskew=False, strokes=False, distort=False), "after": default,
+            "distort": replace(default, distort=True)}[name]
 
 
 def uci_digits():
@@ -71,14 +78,13 @@ def uci_digits():
 def dashboard_run(name: str, steps: int, seed: int = 0):
     """One press of Train as the dashboard does it: returns (model, steps/s, seconds spent
     once per server making the shared copies this setting reads: prepared and distorted)."""
-    from mlp_core import Trainer, build_model
-    from mlp_lab.choices import EVAL_EVERY
+    from mlp_core import Trainer
     from mlp_lab.shared_data import distorted, get_data, prepared
 
     data = get_data()
-    model_cfg, train_cfg = _settings(name)
-    train_cfg = dataclasses.replace(train_cfg, seed=seed, eval_every=EVAL_EVERY["dense"])
-    model = build_model(model_cfg, seed=seed)
+    choice = _choice(name)
+    train_cfg = choice.train_config(choice.usual_lr(), seed=seed)  # the Train page's default lr
+    model = choice.build(seed=seed)
     start = time.perf_counter()
     ready = prepared(model, "x_train")  # made once per server, shared by every student
     pool = distorted(model, train_cfg.augmentation)  # the same
@@ -111,7 +117,7 @@ def cli_run(name: str, budget: float, uci) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.npz"
         report = common.run_cli(["train", "--model", "dense", "--time-budget", f"{budget:g}", "--seed", 0,
-                                 "--out", str(path), *SETTINGS[name]["flags"]], timeout=budget * 4 + 300)
+                                 "--out", str(path), *CLI[name]["flags"]], timeout=budget * 4 + 300)
         model, _ = load_model(path)
     return {"mnist": report["test_accuracy"], "uci": accuracy(uci[1], model.predict(uci[0])),
             "steps": report["steps"], "epochs": report["epochs"], "train_seconds": report["train_seconds"]}
@@ -128,30 +134,37 @@ def run(quick: bool = False, rounds: int = 2) -> dict:
     uci = uci_digits()
     if quick:
         uci = (uci[0][:200], uci[1][:200])
-    results = {name: {"speeds": []} for name in SETTINGS}
+    results = {name: {"speeds": []} for name in DASHBOARD}
     for i in range(rounds):
-        for name in SETTINGS:  # alternating, so a busy moment of the machine hits both
-            model, speed, prep = dashboard_run(name, steps)
+        for name in DASHBOARD:  # alternating, so a busy moment of the machine hits each
+            model, speed, setup = dashboard_run(name, steps)
             results[name]["speeds"].append(speed)
             if i == 0:
-                results[name]["prepare_seconds"] = prep
+                results[name]["setup_seconds"] = setup
                 results[name]["dashboard"] = measure(model, canvas, uci)
                 common.log(f"drawings: {name}, {steps} steps: {speed:.0f} steps/s, "
                            + ", ".join(f"{k} {v:.2%}" for k, v in results[name]["dashboard"].items()
                                        if isinstance(v, float)))
-    for name in SETTINGS:
-        results[name]["cli"] = cli_run(name, budget, uci)
-        common.log(f"drawings: {name}, {budget:g} s: MNIST {results[name]['cli']['mnist']:.2%}, "
-                   f"UCI {results[name]['cli']['uci']:.2%} ({results[name]['cli']['epochs']:.1f} epochs)")
+    for name in DASHBOARD:
         results[name]["speed"] = common.median(results[name]["speeds"])
-    before, after = results["before"], results["after"]
+    cli = {}
+    for name in CLI:
+        cli[name] = cli_run(name, budget, uci)
+        common.log(f"drawings: {name}, {budget:g} s: MNIST {cli[name]['mnist']:.2%}, "
+                   f"UCI {cli[name]['uci']:.2%} ({cli[name]['steps']} steps, {cli[name]['epochs']:.1f} epochs)")
+    before, after, distort = results["before"], results["after"], results["distort"]
     figures = []
     if canvas is not None:
-        figures.append(common.figure(
-            "drawings_canvas", f"Canvas set, dashboard model ({steps:,} steps)", after["dashboard"]["canvas"],
-            before["dashboard"]["canvas"], unit="accuracy", ref_name="before",
-            goal={"on": "ours", "op": ">=", "value": TARGETS["canvas"]},
-            note=f"{after['dashboard']['canvas_n']} drawings"))
+        n = after["dashboard"]["canvas_n"]
+        figures += [
+            common.figure("drawings_canvas", f"Canvas set, dashboard model ({steps:,} steps)",
+                          after["dashboard"]["canvas"], before["dashboard"]["canvas"], unit="accuracy",
+                          ref_name="before", goal={"on": "ours", "op": ">=", "value": TARGETS["canvas"]},
+                          note=f"{n} drawings"),
+            common.figure("drawings_canvas_distort", f"Canvas set, with distortions ({steps:,} steps)",
+                          distort["dashboard"]["canvas"], before["dashboard"]["canvas"], unit="accuracy",
+                          ref_name="before", note=f"{n} drawings"),
+        ]
     figures += [
         common.figure("drawings_mnist_2000", f"MNIST test, dashboard model ({steps:,} steps)",
                       after["dashboard"]["mnist"], before["dashboard"]["mnist"], unit="accuracy",
@@ -159,31 +172,37 @@ def run(quick: bool = False, rounds: int = 2) -> dict:
         common.figure("drawings_uci_2000", f"UCI digits, dashboard model ({steps:,} steps)",
                       after["dashboard"]["uci"], before["dashboard"]["uci"], unit="accuracy", ref_name="before"),
         common.figure("drawings_mnist_30s", f"MNIST test, train --time-budget {budget:g}",
-                      after["cli"]["mnist"], before["cli"]["mnist"], unit="accuracy", ref_name="before",
+                      cli["after"]["mnist"], cli["before"]["mnist"], unit="accuracy", ref_name="before",
                       goal={"on": "ours", "op": ">=", "value": TARGETS["mnist_30s"]}),
         common.figure("drawings_uci_30s", f"UCI digits, train --time-budget {budget:g}",
-                      after["cli"]["uci"], before["cli"]["uci"], unit="accuracy", ref_name="before",
+                      cli["after"]["uci"], cli["before"]["uci"], unit="accuracy", ref_name="before",
                       goal={"on": "ours", "op": ">=", "value": TARGETS["uci_30s"]}),
         common.figure("drawings_speed", f"Dashboard training speed ({steps:,} steps)", after["speed"],
                       before["speed"], unit="steps/s", ref_name="before",
-                      note=f"median of {rounds} alternating runs each; the shared copies (prepared, "
-                           f"distorted): {after['prepare_seconds']:.1f} s once per server"),
+                      note=f"median of {rounds} alternating runs each; the shared prepared copy: "
+                           f"{after['setup_seconds']:.1f} s once per server"),
+        common.figure("drawings_speed_distort", f"Dashboard training speed, with distortions ({steps:,} steps)",
+                      distort["speed"], before["speed"], unit="steps/s", ref_name="before",
+                      note=f"median of {rounds} alternating runs each; the shared pool of distorted copies: "
+                           f"{distort['setup_seconds']:.1f} s once per server"),
     ]
     return {"benchmark": "drawings", "quick": quick, "steps": steps, "budget": budget, "rounds": rounds,
-            "settings": {name: s["words"] for name, s in SETTINGS.items()}, "results": results,
-            "canvas_set": canvas is not None, "figures": figures}
+            "dashboard_settings": DASHBOARD, "cli_settings": {name: c["words"] for name, c in CLI.items()},
+            "results": results, "cli": cli, "canvas_set": canvas is not None, "figures": figures}
 
 
 def human(result: dict) -> str:
-    lines = [f"Drawn digits: before ({result['settings']['before']}) vs after ({result['settings']['after']})", ""]
+    lines = ["Drawn digits, before vs after. Dashboard: "
+             + "; ".join(f"{k}: {v}" for k, v in result["dashboard_settings"].items()),
+             "CLI: " + "; ".join(f"{k}: {v}" for k, v in result["cli_settings"].items()), ""]
     if result["canvas_set"]:
         rows = []
-        for name in SETTINGS:
+        for name in DASHBOARD:
             d = result["results"][name]["dashboard"]
             rows.append([name, f"{d['canvas']:.2%}", *[f"{p:.0%}" for p in d["canvas_per_digit"]]])
         lines += ["Canvas set per digit (dashboard model):", "",
                   common.table(["", "all", *map(str, range(10))], rows), ""]
-        for name in SETTINGS:
+        for name in DASHBOARD:
             lines += [f"Confusion matrix, {name} (rows: digit drawn, columns: answer):", ""]
             matrix = result["results"][name]["dashboard"]["canvas_confusion"]
             lines += [common.table(["", *map(str, range(10))], [[str(i), *row] for i, row in enumerate(matrix)]), ""]

@@ -103,11 +103,12 @@ READY_FILE = "shared.json"  # in MLP_LAB_STATUS_DIR once warm_up is done: {"read
 
 
 def warm_up() -> None:
-    """Make the shared copies the Model page's default model reads (the dense preset:
-    prepared and distorted, a few seconds) in a background thread, once per server, so the
-    first press of Train does not wait for them. Returns at once; later calls do nothing.
-    With ``MLP_LAB_STATUS_DIR`` set, writes ``shared.json`` there when done (the load test
-    waits for it: those copies belong to the server, not to a session)."""
+    """Make the shared copies the Model page's default model reads (the dense preset's
+    training and test images, prepared: a few seconds) in a background thread, once per
+    server, so the first press of Train (and of the test accuracy's button) does not wait.
+    Returns at once; later calls do nothing. With ``MLP_LAB_STATUS_DIR`` set, writes
+    ``shared.json`` there when done (the load test waits for it: those copies belong to the
+    server, not to a session)."""
     if _warm_up_started.is_set():
         return
     with _prepared_lock:
@@ -118,11 +119,14 @@ def warm_up() -> None:
 
 
 def _warm_up() -> None:
-    from mlp_core import build_model  # noqa: PLC0415
-    from mlp_core.presets import DENSE_MODEL, DENSE_TRAINING  # noqa: PLC0415
+    from .choices import ModelChoice  # noqa: PLC0415 (choices imports the engine's presets)
 
+    choice = ModelChoice.preset("dense")
     try:
-        distorted(build_model(DENSE_MODEL, seed=0), DENSE_TRAINING.augmentation)
+        model = choice.build(seed=0)
+        prepared(model, "x_train")
+        prepared(model, "x_test")
+        distorted(model, choice.train_config(0.001).augmentation)  # None unless it distorts
     except Exception:  # a run makes them itself then; the server goes on
         log.warning("could not make the shared training copies ahead", exc_info=True)
         return

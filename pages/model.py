@@ -185,8 +185,11 @@ with right:
                 help="Half of the training images the network sees are changed a little at random "
                      "first: turned, made bigger or smaller, slanted, bent like rubber, drawn with "
                      "a thicker or thinner pen. They are still the same digits, so the network "
-                     "learns that a digit drawn a bit differently is the same digit. It reads your "
-                     "drawings better; each step takes a little longer. The dense preset does this.")
+                     "learns that a digit drawn a bit differently is the same digit. That pays off "
+                     "only in long runs: after 10,000 steps it gets more of MNIST's test images "
+                     "right (we measured 99.2 % instead of 99.0 %). In a short run (2,000 steps) "
+                     "the network has too little time to learn from the harder images and reads "
+                     "drawings a little worse, so it is off at first.")
 st.button("Make this model (fresh weights)", type="primary", on_click=_apply,
           help="Builds the network you chose with new random weights. The trained weights "
                "of the current model are thrown away (keep them in My models first).")

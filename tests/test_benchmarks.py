@@ -183,11 +183,11 @@ def test_the_drawings_benchmark_measures_before_and_after_in_one_run():
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     figures = {f["id"]: f for f in report["figures"]}
-    assert set(figures) == {"drawings_canvas", "drawings_mnist_2000", "drawings_uci_2000", "drawings_mnist_30s",
-                            "drawings_uci_30s", "drawings_speed"}
+    assert set(figures) == {"drawings_canvas", "drawings_canvas_distort", "drawings_mnist_2000", "drawings_uci_2000",
+                            "drawings_mnist_30s", "drawings_uci_30s", "drawings_speed", "drawings_speed_distort"}
     for fig in figures.values():
         assert _positive(fig["ours"]) and _positive(fig["reference"]), fig
-    for name in ("before", "after"):
+    for name in ("before", "after", "distort"):
         dashboard = report["results"][name]["dashboard"]
         assert len(dashboard["canvas_per_digit"]) == 10 and sum(map(sum, dashboard["canvas_confusion"])) == 50
     assert "Canvas set per digit" in proc.stderr
