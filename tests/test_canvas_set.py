@@ -101,7 +101,8 @@ def test_a_zip_whose_labels_do_not_match_is_refused(tmp_path, canvas_set):
 @pytest.mark.slow
 def test_the_default_dashboard_model_reads_the_canvas_set(canvas_set):
     """One press of Train (the Model page's default, 2,000 steps) through the Test page's
-    path: measured 94.3 % on 2026-12-02 (canvas_set/README.md); the floor is below it."""
+    path: measured 96.43 % on 2026-12-02 (benchmarks/bench_drawings.py; the old default,
+    before deskew and stroke normalisation, 94.29 %); the floor is below it."""
     from canvas_set.measure import train_default
 
     lab = train_default(2000)
@@ -109,4 +110,4 @@ def test_the_default_dashboard_model_reads_the_canvas_set(canvas_set):
         result = replay(lab, canvas_set)
     finally:
         lab.close()
-    assert result.accuracy >= 0.91, f"{result.accuracy:.1%}, per digit {np.round(result.per_digit, 2)}"
+    assert result.accuracy >= 0.93, f"{result.accuracy:.1%}, per digit {np.round(result.per_digit, 2)}"
