@@ -12,7 +12,8 @@ its end, so it includes what the dashboard adds (the validation check every 100 
 1,000 held-out images, the polling). The dashboard's own figure
 (``status().samples_per_second``, validation time excluded) is reported next to it.
 
-CLI: ``python -m mlp_core train --model dense --steps N --json`` with its own defaults
+CLI: ``python -m mlp_core train --model dense --steps N --no-augment --json`` (the dense
+preset as the Model page starts with it: without its distortions) with its own defaults
 (e.g. its BLAS threads); its samples_per_second counts training steps only (start-up,
 data loading and the test evaluation are excluded). Both start from seed 0. The runs are
 interleaved: dashboard, CLI, dashboard, CLI, ...
@@ -78,7 +79,9 @@ def run(quick: bool = False, steps: int | None = None, rounds: int | None = None
     dash, cli = [], []
     for r in range(rounds):
         dash.append(dashboard_run(steps))
-        cli.append(common.run_cli(["train", "--model", "dense", "--steps", steps, "--seed", 0]))
+        # --no-augment: the Model page's dense default leaves the preset's distortions off
+        # (mlp_lab.choices.DISTORT_BY_DEFAULT), so both train the very same way.
+        cli.append(common.run_cli(["train", "--model", "dense", "--steps", steps, "--seed", 0, "--no-augment"]))
         common.log(f"dashboard: round {r + 1}/{rounds}: dashboard {dash[-1]['samples_per_second']:,.0f}/s "
                    f"(reported {dash[-1]['reported_samples_per_second'] or 0:,.0f}/s), "
                    f"CLI {cli[-1]['samples_per_second']:,.0f}/s")

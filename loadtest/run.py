@@ -387,10 +387,9 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
                                                  results, first_open, first_done, close_now,
                                                  random.Random(rng.random())))]
             await asyncio.wait_for(first_open.wait(), 120)
-            # ...and the server's shared training copies made (once per server, not per session)
-            report["shared_copies"] = await asyncio.to_thread(server.shared_ready)
             await asyncio.sleep(2)
             report["rss_one_session_mb"] = round(server.rss_mb(), 1)
+            shared_at_baseline = server.shared_info()
             report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
             sampler.start()
             started = time.perf_counter()
@@ -404,6 +403,7 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
                     close_now, random.Random(rng.random()))))
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 600)
             await asyncio.sleep(2)
+            report["shared_copies_mb"] = await _shared_after_baseline(server, shared_at_baseline)
             report["rss_all_open_mb"] = round(server.rss_mb(), 1)
             # every student does its rounds, then waits for the bell
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in done)), 90 * rounds + 300)
@@ -429,7 +429,8 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
     report["trainer_threads_gone_after_s"] = None if gone is None else round(gone, 2)
     report["trainers_after_close"] = server.trainers()
     report["store"] = _store_usage(server)
-    per_session = (report["rss_all_open_mb"] - report["rss_one_session_mb"]) / max(sessions - 1, 1)
+    per_session = (report["rss_all_open_mb"] - report["shared_copies_mb"] - report["rss_one_session_mb"]) \
+        / max(sessions - 1, 1)
     report["rss_per_extra_session_mb"] = round(per_session, 2)
     everything = [t for times in results.times.values() for t in times]
     report["interactions"] = len(everything)
@@ -459,6 +460,16 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
 
 # --- the class over Streamlit's websocket protocol (no browser) ----------------------------
 TEACHER_CODE = "load-test-teacher-code"  # the server's MLP_LAB_TEACHER_CODE with --teacher
+
+
+async def _shared_after_baseline(server: Server, at_baseline: dict) -> float:
+    """MB of the server's shared training copies (``mlp_lab.shared_data.warm_up``, made in
+    the background from the first visit on) made after the one-session baseline was taken:
+    they belong to the server, not to the sessions that opened since. Waits until they are
+    made (a few seconds at most)."""
+    if at_baseline.get("ready"):
+        return 0.0
+    return float((await asyncio.to_thread(server.shared_ready)).get("mb", 0.0))
 
 
 async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: int, ramp: float,
@@ -499,8 +510,6 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
     await asyncio.wait_for(events[0][0].wait(), 120)
     await asyncio.sleep(2)
     loaded.set()
-    # ...and the server's shared training copies made (once per server, not per session)
-    report["shared_copies"] = await asyncio.to_thread(server.shared_ready)
     teacher_opened = asyncio.Event()
     if with_teacher:  # the Class page open all along, refreshing itself (its times kept apart)
         def teacher_record(kind: str, seconds: float) -> None:
@@ -510,6 +519,7 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
                                                  teacher_opened, close_now)))
         await asyncio.wait_for(teacher_opened.wait(), 120)
     report["rss_one_session_mb"] = round(server.rss_mb(), 1)
+    shared_at_baseline = server.shared_info()
     report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     sampler.start()
     started = time.perf_counter()
@@ -518,6 +528,7 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
         tasks.append(launch(i))
     await asyncio.wait_for(asyncio.gather(*(opened.wait() for opened, _ in events)), 300)
     await asyncio.sleep(2)
+    report["shared_copies_mb"] = await _shared_after_baseline(server, shared_at_baseline)
     report["rss_all_open_mb"] = round(server.rss_mb(), 1)
     await asyncio.wait_for(asyncio.gather(*(done.wait() for _, done in events)),
                            120 * rounds + 300)
@@ -533,7 +544,8 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
     report["trainer_threads_gone_after_s"] = await _threads_gone(server, closed_at)
     report["trainers_after_close"] = server.trainers()
     report["store"] = _store_usage(server)
-    per_session = (report["rss_all_open_mb"] - report["rss_one_session_mb"]) / max(sessions - 1, 1)
+    per_session = (report["rss_all_open_mb"] - report["shared_copies_mb"] - report["rss_one_session_mb"]) \
+        / max(sessions - 1, 1)
     report["rss_per_extra_session_mb"] = round(per_session, 2)
     actions = {k: v for k, v in times.items() if k != auto_kind}
     stats = _stats(actions)

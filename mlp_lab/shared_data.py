@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,10 @@ def _warm_up() -> None:
     if directory:
         shared = [*_prepared.values(), *_distorted.values()]
         info = {"ready": True, "mb": round(sum(a.nbytes for a in shared) / 2**20, 1)}
-        try:
-            Path(directory, READY_FILE).write_text(json.dumps(info))
+        try:  # written whole, then renamed: a reader never sees half of it
+            tmp = Path(directory, f".{READY_FILE}.tmp")
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, Path(directory, READY_FILE))
         except OSError:
             log.warning("could not write %s in %s", READY_FILE, directory, exc_info=True)
 
