@@ -389,7 +389,7 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
             await asyncio.wait_for(first_open.wait(), 120)
             await asyncio.sleep(2)
             report["rss_one_session_mb"] = round(server.rss_mb(), 1)
-            shared_at_baseline = server.shared_info()
+            shared_at_baseline = server.shared_mb()
             report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
             sampler.start()
             started = time.perf_counter()
@@ -403,7 +403,7 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
                     close_now, random.Random(rng.random()))))
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 600)
             await asyncio.sleep(2)
-            report["shared_copies_mb"] = await _shared_after_baseline(server, shared_at_baseline)
+            report["shared_copies_mb"] = server.shared_mb() - shared_at_baseline
             report["rss_all_open_mb"] = round(server.rss_mb(), 1)
             # every student does its rounds, then waits for the bell
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in done)), 90 * rounds + 300)
@@ -462,16 +462,6 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
 TEACHER_CODE = "load-test-teacher-code"  # the server's MLP_LAB_TEACHER_CODE with --teacher
 
 
-async def _shared_after_baseline(server: Server, at_baseline: dict) -> float:
-    """MB of the server's shared training copies (``mlp_lab.shared_data.warm_up``, made in
-    the background from the first visit on) made after the one-session baseline was taken:
-    they belong to the server, not to the sessions that opened since. Waits until they are
-    made (a few seconds at most)."""
-    if at_baseline.get("ready"):
-        return 0.0
-    return float((await asyncio.to_thread(server.shared_ready)).get("mb", 0.0))
-
-
 async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: int, ramp: float,
                         seed: int, with_teacher: bool = False) -> dict:
     """``sessions`` students speaking Streamlit's protocol (``loadtest/protocol.py``): the
@@ -519,7 +509,7 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
                                                  teacher_opened, close_now)))
         await asyncio.wait_for(teacher_opened.wait(), 120)
     report["rss_one_session_mb"] = round(server.rss_mb(), 1)
-    shared_at_baseline = server.shared_info()
+    shared_at_baseline = server.shared_mb()
     report["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     sampler.start()
     started = time.perf_counter()
@@ -528,7 +518,7 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
         tasks.append(launch(i))
     await asyncio.wait_for(asyncio.gather(*(opened.wait() for opened, _ in events)), 300)
     await asyncio.sleep(2)
-    report["shared_copies_mb"] = await _shared_after_baseline(server, shared_at_baseline)
+    report["shared_copies_mb"] = server.shared_mb() - shared_at_baseline
     report["rss_all_open_mb"] = round(server.rss_mb(), 1)
     await asyncio.wait_for(asyncio.gather(*(done.wait() for _, done in events)),
                            120 * rounds + 300)

@@ -95,23 +95,11 @@ class Server:
             return {"threads": 0, "running": 0, "waiting": 0}
         return json.loads(path.read_text())
 
-    def shared_info(self) -> dict:
-        """``shared.json`` as it is now: ``{"ready": True, "mb": ...}`` once the server made
-        its shared training copies, else ``{"ready": False}``."""
+    def shared_mb(self) -> float:
+        """MB of shared training copies the server holds now (``shared.json``, written by
+        ``mlp_lab.shared_data`` each time it makes one), 0 before the first."""
         path = self.status_dir / "shared.json"
-        return json.loads(path.read_text()) if path.exists() else {"ready": False}
-
-    def shared_ready(self, timeout: float = 180.0) -> dict:
-        """Wait until the server has made its shared training copies (``shared.json``,
-        written by ``mlp_lab.shared_data.warm_up``): ``{"ready": True, "mb": ...}``, or
-        ``{"ready": False}`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            info = self.shared_info()
-            if info["ready"]:
-                return info
-            time.sleep(0.2)
-        return {"ready": False}
+        return float(json.loads(path.read_text())["mb"]) if path.exists() else 0.0
 
     def rss_mb(self) -> float:
         return rss_mb(self.process.pid)

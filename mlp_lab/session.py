@@ -30,7 +30,6 @@ from . import config, drawing, figures
 from .keeper import Attached, get_keeper
 from .lab import FRESH_SOURCE, LabEnded, LabSession, LabStatus
 from .ratelimit import TokenBucket
-from .shared_data import warm_up
 from . import uploads
 from .store import is_student_id, new_student_id
 from .text import NAME_CHARS, plain
@@ -308,7 +307,6 @@ def _leave_legacy_pages_mode() -> None:
 
 def get_lab() -> LabSession:
     """This browser's lab: in memory, else as last saved, else fresh."""
-    warm_up()  # the server's shared training copies, made in the background once
     _leave_legacy_pages_mode()
     sid = student_id()
     _, attached = _attach(sid)

@@ -70,12 +70,15 @@ def prepared(model, which: str = "x_train") -> np.ndarray | None:
         with _prepared_lock:  # two students making such a model at once prepare it once
             if key not in _prepared:
                 images = getattr(get_data(), which)
-                ready = np.concatenate([model.prepare(images[i:i + 10_000]).astype(np.float32)
-                                        for i in range(0, len(images), 10_000)])
-                if which == "x_train":
-                    ready = np.rint(ready * 255.0).astype(np.uint8)
+                # Written a chunk at a time into the result: no full-size temporary (185 MB
+                # of floats for the training set) that would stay in the process's memory.
+                ready = np.empty(images.shape, np.uint8 if which == "x_train" else np.float32)
+                for i in range(0, len(images), 2000):
+                    part = model.prepare(images[i:i + 2000])
+                    ready[i:i + 2000] = np.rint(part * 255.0) if ready.dtype == np.uint8 else part
                 ready.flags.writeable = False
                 _prepared[key] = ready
+                _publish()
     return _prepared[key]
 
 
@@ -96,51 +99,28 @@ def distorted(model, augmentation) -> np.ndarray | None:
                                         DISTORTED_COPIES, seed=0)
                 pool.flags.writeable = False
                 _distorted[key] = pool
+                _publish()
     return _distorted[key]
 
 
-_warm_up_started = threading.Event()
-READY_FILE = "shared.json"  # in MLP_LAB_STATUS_DIR once warm_up is done: {"ready": true, "mb": ...}
+READY_FILE = "shared.json"  # in MLP_LAB_STATUS_DIR: {"mb": ...}, the shared copies made so far
 
 
-def warm_up() -> None:
-    """Make the shared copies the Model page's default model reads (the dense preset's
-    training and test images, prepared: a few seconds) in a background thread, once per
-    server, so the first press of Train (and of the test accuracy's button) does not wait.
-    Returns at once; later calls do nothing. With ``MLP_LAB_STATUS_DIR`` set, writes
-    ``shared.json`` there when done (the load test waits for it: those copies belong to the
-    server, not to a session)."""
-    if _warm_up_started.is_set():
-        return
-    with _prepared_lock:
-        if _warm_up_started.is_set():
-            return
-        _warm_up_started.set()
-    threading.Thread(target=_warm_up, name="mlp-lab-warm-up", daemon=True).start()
-
-
-def _warm_up() -> None:
-    from .choices import ModelChoice  # noqa: PLC0415 (choices imports the engine's presets)
-
-    choice = ModelChoice.preset("dense")
-    try:
-        model = choice.build(seed=0)
-        prepared(model, "x_train")
-        prepared(model, "x_test")
-        distorted(model, choice.train_config(0.001).augmentation)  # None unless it distorts
-    except Exception:  # a run makes them itself then; the server goes on
-        log.warning("could not make the shared training copies ahead", exc_info=True)
-        return
+def _publish() -> None:
+    """With ``MLP_LAB_STATUS_DIR`` set, write there how many MB of shared training copies
+    this server holds (``shared.json``): the load test counts them as the server's, not as
+    the sessions' that happened to open while one was made."""
     directory = config.status_dir()
-    if directory:
-        shared = [*_prepared.values(), *_distorted.values()]
-        info = {"ready": True, "mb": round(sum(a.nbytes for a in shared) / 2**20, 1)}
-        try:  # written whole, then renamed: a reader never sees half of it
-            tmp = Path(directory, f".{READY_FILE}.tmp")
-            tmp.write_text(json.dumps(info))
-            os.replace(tmp, Path(directory, READY_FILE))
-        except OSError:
-            log.warning("could not write %s in %s", READY_FILE, directory, exc_info=True)
+    if not directory:
+        return
+    shared = [*_prepared.values(), *_distorted.values()]
+    info = {"mb": round(sum(a.nbytes for a in shared) / 2**20, 1)}
+    try:  # written whole, then renamed: a reader never sees half of it
+        tmp = Path(directory, f".{READY_FILE}.tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, Path(directory, READY_FILE))
+    except OSError:
+        log.warning("could not write %s in %s", READY_FILE, directory, exc_info=True)
 
 
 def get_data() -> LabData:
