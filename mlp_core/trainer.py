@@ -596,6 +596,11 @@ class Trainer:
             on_progress(self, 1.0)
         return RunResult(done, seconds, seconds - eval_seconds, status, reason)
 
+    @property
+    def preparing(self) -> bool:
+        """True while a run waits for its training images (given as functions, being fetched)."""
+        return self._rows is None and self.status == "running"
+
     def _load_images(self) -> None:
         """Set ``_rows`` (the training images as the network receives them, one per row) and
         ``_distorted`` (the pool, or None) from what ``__init__`` was given."""

@@ -122,6 +122,7 @@ class LabStatus:
     waiting: bool = False  # the run waits for a free trainer (``running`` is True meanwhile)
     queue_position: int | None = None  # runs waiting before this one (0: next in line)
     max_runs: int = 0  # runs the server trains at once
+    preparing: bool = False  # the run waits for the server's copy of the training images (its first time)
 
     @property
     def untrained(self) -> bool:
@@ -565,7 +566,7 @@ class LabSession:
             test_accuracy=test.accuracy if test else None, test_step=test.step if test else None,
             source=self.source, waiting=waiting,
             queue_position=self._run.slot.position if waiting else None,
-            max_runs=config.MAX_ACTIVE_RUNS,
+            max_runs=config.MAX_ACTIVE_RUNS, preparing=self.running and self.trainer.preparing,
         )
 
     def snapshot(self, include_params: bool = True):

@@ -87,6 +87,10 @@ def live_training(polling: bool) -> None:
     history = snap.history
     if status.waiting:
         st.info(waiting_text(status), icon=":material/hourglass_top:")
+    elif status.preparing:
+        st.info("Getting the training images ready the way this model reads them. The server does "
+                "this once for everybody: a few seconds, then training starts.",
+                icon=":material/hourglass_top:")
     elif status.running:
         fraction = status.run_done / max(status.run_steps, 1)
         st.progress(min(fraction, 1.0),

@@ -155,12 +155,12 @@ def test_images_given_as_functions_are_fetched_at_the_first_step_not_before(mnis
     calls = []
 
     def fetch():
-        calls.append(1)
+        calls.append(trainer.preparing)  # the run waits for these (the Train page says so)
         return ready
 
     trainer = Trainer(model, x, y, TrainConfig(batch_size=10), prepared=fetch)
-    assert calls == []
+    assert calls == [] and not trainer.preparing
     trainer.run(steps=3)
     trainer.run(steps=3)
-    assert calls == [1] and trainer.step == 6
+    assert calls == [True] and trainer.step == 6 and not trainer.preparing
     np.testing.assert_array_equal(trainer._rows, ready)
