@@ -450,8 +450,8 @@ class StudentSession:
             return None  # the last run still goes (or waits): nothing to press, as in a browser
 
         def check(run):
-            return None if run.has_text("Training: step") or \
-                run.has_text("Waiting for a free trainer") else "no sign of the run starting"
+            return None if run.has_text("Training: step") or run.has_text("Waiting for a free trainer") \
+                or run.has_text("Getting the training images ready") else "no sign of the run starting"
         return await self.press("Train", "press Train", check)
 
     async def draw(self) -> Run | None:

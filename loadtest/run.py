@@ -294,7 +294,8 @@ async def _train(page, results, session) -> None:
 
     async def answer():
         await page.get_by_text("Training: step").or_(
-            page.get_by_text("Waiting for a free trainer").first).first.wait_for()
+            page.get_by_text("Waiting for a free trainer").first).or_(
+            page.get_by_text("Getting the training images ready").first).first.wait_for()
 
     await _timed(results, "press Train", session, act, answer)
     await _check_page(page, results, session, "Train")
