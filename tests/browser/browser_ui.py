@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,26 @@ def go(page, name: str) -> None:
     """Click a page in the sidebar navigation and wait for its title."""
     page.get_by_test_id("stSidebarNavLink").filter(has_text=name).click()
     page.get_by_role("heading", name=PAGE_TITLES[name], exact=True).first.wait_for()
+
+
+def choose(page, label: str, option: str, attempts: int = 5) -> None:
+    """Pick ``option`` in the selectbox ``label``: open its list, click the option and wait
+    until the box shows it. Tried again if the list closed before the click: a live part of
+    the page (a fragment refreshing every few seconds) may redraw meanwhile and close it,
+    and typing + Enter then kept the old value."""
+    from playwright.sync_api import Error, expect
+
+    combobox = page.get_by_role("combobox", name=label)  # its input shows the value
+    for attempt in range(attempts):
+        try:
+            combobox.click()
+            page.get_by_role("option", name=option).first.click(timeout=5_000)
+            expect(combobox).to_have_value(re.compile(re.escape(option)), timeout=5_000)
+            return
+        except (AssertionError, Error):
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
 
 
 def assert_no_exception(page) -> None:
