@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .augment import Augmentation, augment
+from .augment import Augmentation, augment, flag_ones
 from .data import iterate_minibatches, scale
 from .losses import check_labels
 from .networks import Network
@@ -46,6 +46,7 @@ class TrainConfig:
     elastic: float = 0.0  # rubber-sheet bending: pixels a point moves at most
     thickness: float = 0.0  # 0-1: toward a pen a pixel thicker or thinner
     augment_fraction: float = 1.0  # the share of each batch distorted (the rest as it is)
+    flag_ones: float = 0.0  # the share of the training set's 1s given a flag (augment.flag_ones)
     processes: int = 1  # 2: each step on two processes, half the batch each (parallel.py)
     eval_every: int = 1000  # steps between validation-accuracy checks (needs validation data)
     checkpoint_every: int = 100  # steps between copies of known-good weights (for divergence)
@@ -66,6 +67,8 @@ class TrainConfig:
         if not (isinstance(self.shift, int) and 0 <= self.shift <= 4):
             raise ValueError(f"shift must be a whole number of pixels from 0 to 4, got {self.shift!r}")
         self.augmentation  # checks the distortions' strengths (ValueError)
+        if not (isinstance(self.flag_ones, (int, float)) and 0 <= self.flag_ones <= 1):
+            raise ValueError(f"flag_ones must be a share from 0 to 1, got {self.flag_ones!r}")
         if self.processes not in (1, 2):
             raise ValueError(f"processes must be 1 or 2, got {self.processes!r}")
         if self.max_history < 2:
@@ -351,7 +354,8 @@ class Trainer:
     config : TrainConfig
     x_val, y_val : optional validation set, checked every ``config.eval_every`` steps
     prepared : optional, ``x_train`` as the model receives it (``model.prepare``: deskewed,
-        strokes evened out, as the model does), uint8 or float, if the caller has it already:
+        strokes evened out, as the model does; its 1s flagged first if ``config.flag_ones``),
+        uint8 or float, if the caller has it already:
         the dashboard keeps one prepared copy for every student. Without it the trainer of a
         model that prepares its images does it once, here (a few seconds for MNIST).
     distorted : optional, a pool of distorted copies of the (prepared) training images,
@@ -610,8 +614,12 @@ class Trainer:
             prepared = np.asarray(prepared)
             if prepared.shape[0] != n or prepared.shape[1:] not in ((784,), (28, 28)):
                 raise ValueError(f"prepared must hold the {n} training images, got shape {prepared.shape}")
-        elif self.model.prepares:
-            prepared = _prepared_like(self.model, self.x_train)
+        else:  # made here: the 1s flagged (if asked), then as the model receives them
+            train = flag_ones(self.x_train, self.y_train, self.config.flag_ones) if self.config.flag_ones else None
+            if self.model.prepares:
+                prepared = _prepared_like(self.model, self.x_train if train is None else train)
+            else:
+                prepared = train
         if distorted is not None:
             distorted = np.asarray(distorted)
             if distorted.ndim != 3 or distorted.shape[1:] != (n, 784) or distorted.dtype != np.uint8:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from mlp_core import TrainConfig, build_model
 from mlp_core.activations import ACTIVATIONS
-from mlp_core.presets import DRAWING_AUGMENTATION, PRESETS
+from mlp_core.presets import DRAWING_AUGMENTATION, FLAGGED_ONES, PRESETS
 from mlp_core.presets import parse_hidden as _parse_hidden
 
 from . import config
@@ -40,7 +40,7 @@ EVAL_EVERY = {"dense": 100, "notebook": 500}  # steps between validation checks
 # widgets, the Train page's sliders, and nothing else, must refill from a new model
 # (a lesson, a link, an upload, the Make button): FOLLOWER_KEYS is that one list.
 FORM_FIELDS = ("kind", "hidden", "activation", "loss", "init", "optimizer", "batch_size",
-               "schedule", "shift", "deskew", "strokes", "distort")
+               "schedule", "shift", "deskew", "strokes", "distort", "flag_ones")
 FORM_KEYS = {name: f"m_{name}" for name in FORM_FIELDS}
 FOLLOWER_KEYS = ("train_lr", "train_steps", *FORM_KEYS.values())
 # What the form's menus offer. A menu's value comes from the browser, and a hand-made
@@ -48,12 +48,13 @@ FOLLOWER_KEYS = ("train_lr", "train_steps", *FORM_KEYS.values())
 FORM_OPTIONS = {"kind": tuple(KINDS), "activation": ACTIVATION_NAMES, "loss": tuple(LOSS_LABELS),
                 "init": tuple(INIT_LABELS), "optimizer": tuple(OPTIMIZER_LABELS),
                 "batch_size": BATCH_SIZES, "schedule": tuple(SCHEDULE_LABELS), "shift": SHIFTS,
-                "deskew": (False, True), "strokes": (False, True), "distort": (False, True)}
+                "deskew": (False, True), "strokes": (False, True), "distort": (False, True),
+                "flag_ones": (False, True)}
 FORM_WORDS = {"kind": "the model", "activation": "the activation", "loss": "the loss",
               "init": "the initialisation", "optimizer": "the optimizer",
               "batch_size": "the batch size", "schedule": "the learning-rate schedule",
               "shift": "the shift", "deskew": "straightening", "strokes": "evening out the pen",
-              "distort": "distorting training images"}
+              "distort": "distorting training images", "flag_ones": "flagged 1s"}
 MAX_HIDDEN_TEXT = 200  # characters in the hidden layer sizes box
 # The Model page's dense default leaves "Distort training images" off, though the CLI's
 # dense preset distorts: distortions pay off only in longer runs. Measured (2026-12-02,
@@ -110,6 +111,7 @@ class ModelChoice:
     deskew: bool = False  # every image straightened before the network reads it (a model setting)
     strokes: bool = False  # every image's pen evened out before the network reads it (a model setting)
     distort: bool = False  # training images turned, resized, slanted, bent, re-inked (presets.DRAWING_AUGMENTATION)
+    flag_ones: bool = False  # a share (presets.FLAGGED_ONES) of the training 1s given a flag (augment.flag_ones)
 
     @classmethod
     def preset(cls, kind: str) -> ModelChoice:
@@ -122,7 +124,8 @@ class ModelChoice:
                    batch_size=train_cfg.batch_size, schedule=train_cfg.schedule,
                    shift=train_cfg.shift, deskew=bool(model_cfg.get("deskew", False)),
                    strokes=bool(model_cfg.get("strokes", False)),
-                   distort=train_cfg.augmentation.active and DISTORT_BY_DEFAULT)
+                   distort=train_cfg.augmentation.active and DISTORT_BY_DEFAULT,
+                   flag_ones=train_cfg.flag_ones > 0)
 
     @classmethod
     def from_model(cls, model_config: dict, training: dict | None = None) -> ModelChoice:
@@ -136,7 +139,8 @@ class ModelChoice:
                   "strokes": model_config.get("strokes") is True,
                   # A file from before distortions has none of their settings: not distorted.
                   "distort": any(_positive(training.get(name)) for name in DRAWING_AUGMENTATION
-                                 if name != "augment_fraction")}
+                                 if name != "augment_fraction"),
+                  "flag_ones": _positive(training.get("flag_ones"))}
         if model_config["kind"] == "dense":
             fields.update(hidden=tuple(model_config["hidden"]), activation=model_config["activation"])
         fields.update({name: training[name] for name in ("optimizer", "batch_size", "schedule", "shift")
@@ -169,6 +173,7 @@ class ModelChoice:
         distortions = DRAWING_AUGMENTATION if self.distort else {}
         return TrainConfig(optimizer=self.optimizer, lr=float(lr), batch_size=int(self.batch_size),
                            schedule=self.schedule, shift=self.shift,
+                           flag_ones=FLAGGED_ONES if self.flag_ones else 0.0,
                            eval_every=eval_every or EVAL_EVERY[self.kind], seed=seed, **distortions)
 
     def build(self, seed: int = 0):

@@ -203,8 +203,10 @@ class LabSession:
         # without waiting for them.
         shared = is_shared(self.data)
         self.trainer = Trainer(model, self.data.x_train, self.data.y_train, config_, self.data.x_val,
-                               self.data.y_val, prepared=(lambda: prepared(model, "x_train")) if shared else None,
-                               distorted=(lambda: distorted(model, config_.augmentation)) if shared else None)
+                               self.data.y_val,
+                               prepared=(lambda: prepared(model, "x_train", config_.flag_ones)) if shared else None,
+                               distorted=(lambda: distorted(model, config_.augmentation, config_.flag_ones))
+                               if shared else None)
         self.initial_params = {k: v.copy() for k, v in model.params.items()}
         self.source = source
         self.run_info: RunInfo | None = None

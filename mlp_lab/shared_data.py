@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mlp_core import load_mnist, scale, validation_split
+from mlp_core import augment
 from mlp_core.augment import distorted_copies
 
 from . import config
@@ -45,10 +46,11 @@ class LabData:
 
 _lock = threading.Lock()
 _data: LabData | None = None
-_prepared: dict[tuple, np.ndarray] = {}  # (which set, deskew, strokes) -> its images as such a model reads them
+# (which set, deskew, strokes, flag_ones) -> its images as such a model reads them
+_prepared: dict[tuple, np.ndarray] = {}
 _prepared_lock = threading.Lock()
 DISTORTED_COPIES = 2  # distorted versions of each training image in the shared pool (92 MB for MNIST)
-_distorted: dict[tuple, np.ndarray] = {}  # (deskew, strokes, augmentation) -> (2, 59000, 784) uint8
+_distorted: dict[tuple, np.ndarray] = {}  # (deskew, strokes, flag_ones, augmentation) -> (2, 59000, 784) uint8
 _distorted_lock = threading.Lock()
 
 
@@ -57,19 +59,25 @@ def is_shared(data) -> bool:
     return data is not None and data is _data
 
 
-def prepared(model, which: str = "x_train") -> np.ndarray | None:
+def prepared(model, which: str = "x_train", flag_ones: float = 0.0) -> np.ndarray | None:
     """The shared set ``which`` ("x_train" or "x_test") as ``model`` receives it
     (``Network.prepare``: deskewed, strokes evened out), or None for a model that reads
-    images as they are. Made once per server for each way of preparing (a few seconds for
-    the training set) and shared by every student, read-only: uint8 for the training set (a
-    quarter of the memory, gathered and scaled a batch at a time), float32 for the test set."""
-    if not model.prepares:
+    images as they are and a training set without flagged 1s. ``flag_ones``
+    (``TrainConfig.flag_ones``, training set only): that share of its 1s gets a flag first
+    (``augment.flag_ones``). Made once per server for each way of preparing (a few seconds
+    for the training set) and shared by every student, read-only: uint8 for the training set
+    (a quarter of the memory, gathered and scaled a batch at a time), float32 for the test set."""
+    flag_ones = flag_ones if which == "x_train" else 0.0
+    if not (model.prepares or flag_ones):
         return None
-    key = (which, model.deskew, model.strokes)
+    key = (which, model.deskew, model.strokes, flag_ones)
     if key not in _prepared:
         with _prepared_lock:  # two students making such a model at once prepare it once
             if key not in _prepared:
-                images = getattr(get_data(), which)
+                data = get_data()
+                images = getattr(data, which)
+                if flag_ones:
+                    images = augment.flag_ones(images, data.y_train, flag_ones)
                 # Written a chunk at a time into the result: no full-size temporary (185 MB
                 # of floats for the training set) that would stay in the process's memory.
                 ready = np.empty(images.shape, np.uint8 if which == "x_train" else np.float32)
@@ -82,7 +90,7 @@ def prepared(model, which: str = "x_train") -> np.ndarray | None:
     return _prepared[key]
 
 
-def distorted(model, augmentation) -> np.ndarray | None:
+def distorted(model, augmentation, flag_ones: float = 0.0) -> np.ndarray | None:
     """The shared pool of distorted training images for ``model`` (as it receives them:
     prepared first) and ``augmentation`` (``TrainConfig.augmentation``): (2, 59000, 784)
     uint8, made once per server for each setting (a few seconds) and shared, read-only, by
@@ -90,9 +98,10 @@ def distorted(model, augmentation) -> np.ndarray | None:
     without (``Trainer(distorted=...)``). None when ``augmentation`` distorts nothing."""
     if not augmentation.active:
         return None
-    key = (model.deskew, model.strokes, tuple(sorted(augmentation.to_dict().items())))
+    key = (model.deskew, model.strokes, flag_ones, tuple(sorted(augmentation.to_dict().items())))
     if key not in _distorted:
-        source = prepared(model, "x_train")  # the images as the model receives them (or None: as they are)
+        # the images as the model receives them (or None: as they are)
+        source = prepared(model, "x_train", flag_ones)
         with _distorted_lock:
             if key not in _distorted:
                 pool = distorted_copies(source if source is not None else get_data().x_train, augmentation,

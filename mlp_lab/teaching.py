@@ -253,7 +253,7 @@ LESSONS_BY_KEY = {lesson.key: lesson for lesson in LESSONS}
 # --- settings in a link --------------------------------------------------------------------
 # Short query-parameter names: a link a teacher can read out loud.
 _PARAMS = ("lesson", "model", "hidden", "act", "loss", "init", "opt", "batch", "sched", "shift",
-           "deskew", "pen", "distort", "lr", "steps")
+           "deskew", "pen", "distort", "ones", "lr", "steps")
 
 
 def _flag(text: str) -> bool:
@@ -272,7 +272,7 @@ def settings_to_params(choice: ModelChoice, lr: float, steps: int) -> dict[str, 
     params.update(loss=choice.loss, init=choice.init, opt=choice.optimizer,
                   batch=str(choice.batch_size), sched=choice.schedule, shift=str(choice.shift),
                   deskew=str(int(choice.deskew)), pen=str(int(choice.strokes)), distort=str(int(choice.distort)),
-                  lr=f"{lr:g}", steps=str(steps))
+                  ones=str(int(choice.flag_ones)), lr=f"{lr:g}", steps=str(steps))
     return params
 
 
@@ -281,7 +281,8 @@ def settings_to_params(choice: ModelChoice, lr: float, steps: int) -> dict[str, 
 _LINK_FIELDS = {"hidden": ("hidden", parse_hidden), "act": ("activation", str),
                 "loss": ("loss", str), "init": ("init", str), "opt": ("optimizer", str),
                 "batch": ("batch_size", int), "sched": ("schedule", str), "shift": ("shift", int),
-                "deskew": ("deskew", _flag), "pen": ("strokes", _flag), "distort": ("distort", _flag)}
+                "deskew": ("deskew", _flag), "pen": ("strokes", _flag), "distort": ("distort", _flag),
+                "ones": ("flag_ones", _flag)}
 _OFFERED = {"batch_size": BATCH_SIZES, "shift": SHIFTS}  # fields the pages offer a few values of
 MAX_LINK_VALUE = 200  # characters: a real link's values are a few; a longer one is ignored unread
 

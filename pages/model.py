@@ -181,6 +181,12 @@ with right:
                      "thinner or thicker until they are about as wide as most MNIST digits. A digit "
                      "drawn small with a fat pen, or blurry, then looks like the ones it learned "
                      "from. The dense preset does this.")
+    st.checkbox("Teach the 1 with a flag", key=FORM_KEYS["flag_ones"],
+                help="Many people write a 1 with a short stroke at the top (a flag), often with a "
+                     "line under it (a foot). The people who wrote MNIST's digits seldom did, so a "
+                     "network that learned only from them reads such a 1 as a 7. With this on, a "
+                     "quarter of the 1s it trains on get a flag drawn in first, and some a foot. "
+                     "The dense preset does this.")
     st.checkbox("Distort training images", key=FORM_KEYS["distort"],
                 help="Half of the training images the network sees are changed a little at random "
                      "first: turned, made bigger or smaller, slanted, bent like rubber, drawn with "

@@ -96,7 +96,7 @@ def test_settings_round_trip_through_a_link():
     params = settings_to_params(choice, 0.01, 5000)
     assert params == {"model": "dense", "hidden": "64-32", "act": "tanh", "loss": "mse",
                       "init": "xavier", "opt": "momentum", "batch": "32", "sched": "constant",
-                      "shift": "0", "deskew": "0", "pen": "0", "distort": "0", "lr": "0.01",
+                      "shift": "0", "deskew": "0", "pen": "0", "distort": "0", "ones": "0", "lr": "0.01",
                       "steps": "5000"}
     back, lr, steps, problems = params_to_settings(params)
     assert (back, lr, steps, problems) == (choice, 0.01, 5000, [])
