@@ -280,6 +280,19 @@ def test_config_keeps_xsrf_on_caps_uploads_and_hides_developer_menus():
     assert server["fileWatcherType"] == "none" and server["headless"] is True
 
 
+def test_pages_are_compiled_without_magic(monkeypatch):
+    """``runner.magicEnabled = false``: no page is run through ``ast.parse`` (Streamlit's
+    magic), which failed a page in CI when two threads parsed at once (CPython 3.11)."""
+    from streamlit.runtime.scriptrunner import magic
+    parsed = []
+    monkeypatch.setattr(magic, "add_magic", lambda code, path: parsed.append(path) or code)
+    clear_sessions()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    assert not at.exception and at.title[0].value == "MLP Lab"
+    assert parsed == []
+    clear_sessions()
+
+
 def test_an_upload_over_the_cap_is_refused(labs):
     lab = labs()
     before = lab.model
