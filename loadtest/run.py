@@ -103,6 +103,16 @@ LOAD_TEST_ENV = {"MLP_LAB_RECONNECT_SECONDS": f"{RECONNECT_SECONDS:g}"}
 THREADS_GONE_LIMIT = RECONNECT_SECONDS + 10.0
 
 
+async def _shared_copies_made(server: "Server", limit: float = 60.0) -> float:
+    """Wait (up to ``limit`` s) until the server has no shared training copy half made, and
+    return how long that took: memory read while one is made would count its temporaries
+    (and the copy, published only once made) as the sessions'."""
+    started = time.perf_counter()
+    while server.shared_making() and time.perf_counter() - started < limit:
+        await asyncio.sleep(0.1)
+    return round(time.perf_counter() - started, 2)
+
+
 def _store_usage(server: "Server") -> dict:
     """What the server's store holds after the class (students saved, their records' bytes)."""
     from mlp_lab.store import SQLiteStore, StoreError
@@ -404,6 +414,7 @@ async def _run(server: Server, sessions: int, trainers: int, rounds: int, ramp: 
                     close_now, random.Random(rng.random()))))
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in opened)), 600)
             await asyncio.sleep(2)
+            report["waited_for_shared_copies_s"] = await _shared_copies_made(server)
             report["shared_copies_mb"] = server.shared_mb() - shared_at_baseline
             report["rss_all_open_mb"] = round(server.rss_mb(), 1)
             # every student does its rounds, then waits for the bell
@@ -519,6 +530,7 @@ async def _run_protocol(server: Server, sessions: int, trainers: int, rounds: in
         tasks.append(launch(i))
     await asyncio.wait_for(asyncio.gather(*(opened.wait() for opened, _ in events)), 300)
     await asyncio.sleep(2)
+    report["waited_for_shared_copies_s"] = await _shared_copies_made(server)
     report["shared_copies_mb"] = server.shared_mb() - shared_at_baseline
     report["rss_all_open_mb"] = round(server.rss_mb(), 1)
     await asyncio.wait_for(asyncio.gather(*(done.wait() for _, done in events)),

@@ -101,6 +101,11 @@ class Server:
         path = self.status_dir / "shared.json"
         return float(json.loads(path.read_text())["mb"]) if path.exists() else 0.0
 
+    def shared_making(self) -> int:
+        """How many shared training copies the server is making now (``shared.json``)."""
+        path = self.status_dir / "shared.json"
+        return int(json.loads(path.read_text()).get("making", 0)) if path.exists() else 0
+
     def rss_mb(self) -> float:
         return rss_mb(self.process.pid)
 

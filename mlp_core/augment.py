@@ -238,16 +238,28 @@ def flag_ones(images: np.ndarray, labels: np.ndarray, fraction: float, seed: int
     from ``seed``) has a flag at the top and some also a foot (``with_flag``). The other
     images are copied as they are; the dtype and shape are kept."""
     x = np.asarray(images)
+    pick, flagged = flagged_ones(x, labels, fraction, seed)
+    out = x.copy()
+    out[pick] = flagged
+    return out
+
+
+def flagged_ones(images: np.ndarray, labels: np.ndarray, fraction: float,
+                 seed: int = FLAG_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """What ``flag_ones`` changes, without copying the rest: the indices of the 1s it picks
+    (ascending) and their flagged images (the dtype and shape of ``images``' rows). For a
+    caller that goes through a large set a chunk at a time (``mlp_lab.shared_data``)."""
+    x = np.asarray(images)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be from 0 to 1, got {fraction!r}")
     rng = np.random.default_rng(seed)
     ones = np.flatnonzero(np.asarray(labels) == 1)
     pick = ones[rng.random(len(ones)) < fraction]
-    out = x.copy()
-    if len(pick):
-        flagged = with_flag(_float_images(x[pick]).reshape(-1, SIDE, SIDE), rng)  # (k, 28, 28)
-        out[pick] = (np.rint(flagged * 255.0) if x.dtype == np.uint8 else flagged).reshape(out[pick].shape)
-    return out
+    if not len(pick):
+        return pick, x[pick]
+    flagged = with_flag(_float_images(x[pick]).reshape(-1, SIDE, SIDE), rng)  # (k, 28, 28)
+    flagged = np.rint(flagged * 255.0).astype(np.uint8) if x.dtype == np.uint8 else flagged.astype(x.dtype)
+    return pick, flagged.reshape(x[pick].shape)
 
 
 def with_flag(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,8 @@ _prepared_lock = threading.Lock()
 DISTORTED_COPIES = 2  # distorted versions of each training image in the shared pool (92 MB for MNIST)
 _distorted: dict[tuple, np.ndarray] = {}  # (deskew, strokes, flag_ones, augmentation) -> (2, 59000, 784) uint8
 _distorted_lock = threading.Lock()
+_making = 0  # shared copies being made now (published for the load test)
+_making_lock = threading.Lock()
 
 
 def is_shared(data) -> bool:
@@ -72,22 +75,30 @@ def prepared(model, which: str = "x_train", flag_ones: float = 0.0) -> np.ndarra
         return None
     key = (which, model.deskew, model.strokes, flag_ones)
     if key not in _prepared:
-        with _prepared_lock:  # two students making such a model at once prepare it once
+        with _prepared_lock, _making_copy():  # two students making such a model at once prepare it once
             if key not in _prepared:
-                data = get_data()
-                images = getattr(data, which)
-                if flag_ones:
-                    images = augment.flag_ones(images, data.y_train, flag_ones)
-                # Written a chunk at a time into the result: no full-size temporary (185 MB
-                # of floats for the training set) that would stay in the process's memory.
-                ready = np.empty(images.shape, np.uint8 if which == "x_train" else np.float32)
-                for i in range(0, len(images), 2000):
-                    part = model.prepare(images[i:i + 2000])
-                    ready[i:i + 2000] = np.rint(part * 255.0) if ready.dtype == np.uint8 else part
-                ready.flags.writeable = False
-                _prepared[key] = ready
-                _publish()
+                _prepared[key] = _prepared_set(model, which, flag_ones)
     return _prepared[key]
+
+
+def _prepared_set(model, which: str, flag_ones: float) -> np.ndarray:
+    data = get_data()
+    images = getattr(data, which)
+    # The flagged 1s only (a few MB), swapped in chunk by chunk below.
+    pick, flagged = augment.flagged_ones(images, data.y_train, flag_ones) if flag_ones else (np.empty(0, int), None)
+    # Written a chunk at a time into the result: no full-size temporary (185 MB of floats for
+    # the training set) that would stay in the process's memory.
+    ready = np.empty(images.shape, np.uint8 if which == "x_train" else np.float32)
+    for i in range(0, len(images), 2000):
+        part = images[i:i + 2000]
+        inside = (pick >= i) & (pick < i + 2000)
+        if inside.any():
+            part = part.copy()
+            part[pick[inside] - i] = flagged[inside]
+        part = model.prepare(part)
+        ready[i:i + 2000] = np.rint(part * 255.0) if ready.dtype == np.uint8 else part
+    ready.flags.writeable = False
+    return ready
 
 
 def distorted(model, augmentation, flag_ones: float = 0.0) -> np.ndarray | None:
@@ -102,28 +113,42 @@ def distorted(model, augmentation, flag_ones: float = 0.0) -> np.ndarray | None:
     if key not in _distorted:
         # the images as the model receives them (or None: as they are)
         source = prepared(model, "x_train", flag_ones)
-        with _distorted_lock:
+        with _distorted_lock, _making_copy():
             if key not in _distorted:
                 pool = distorted_copies(source if source is not None else get_data().x_train, augmentation,
                                         DISTORTED_COPIES, seed=0)
                 pool.flags.writeable = False
                 _distorted[key] = pool
-                _publish()
     return _distorted[key]
 
 
-READY_FILE = "shared.json"  # in MLP_LAB_STATUS_DIR: {"mb": ...}, the shared copies made so far
+READY_FILE = "shared.json"  # in MLP_LAB_STATUS_DIR: {"mb": ..., "making": ...}
+
+
+@contextmanager
+def _making_copy():
+    """Published as being made (``shared.json``'s "making") while the block runs."""
+    global _making
+    with _making_lock:
+        _making += 1
+        _publish()
+    try:
+        yield
+    finally:
+        with _making_lock:
+            _making -= 1
+            _publish()
 
 
 def _publish() -> None:
     """With ``MLP_LAB_STATUS_DIR`` set, write there how many MB of shared training copies
-    this server holds (``shared.json``): the load test counts them as the server's, not as
-    the sessions' that happened to open while one was made."""
+    this server holds and how many it is making now (``shared.json``): the load test counts
+    them as the server's, not as the sessions' that happened to open while one was made."""
     directory = config.status_dir()
     if not directory:
         return
     shared = [*_prepared.values(), *_distorted.values()]
-    info = {"mb": round(sum(a.nbytes for a in shared) / 2**20, 1)}
+    info = {"mb": round(sum(a.nbytes for a in shared) / 2**20, 1), "making": _making}
     try:  # written whole, then renamed: a reader never sees half of it
         tmp = Path(directory, f".{READY_FILE}.tmp")
         tmp.write_text(json.dumps(info))

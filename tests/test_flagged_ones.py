@@ -102,4 +102,9 @@ def test_the_server_shares_one_flagged_training_copy():
     data = get_data()
     changed = (flagged != plain).reshape(len(plain), -1).any(axis=1)
     assert changed.any() and (data.y_train[changed] == 1).all()
+    # the same images as flagging the whole set first (the trainer's own path), made a
+    # chunk at a time without a full-size copy
+    pick = np.flatnonzero(changed)[-40:]
+    whole = flag_ones(data.x_train, data.y_train, FLAGGED_ONES)
+    np.testing.assert_array_equal(flagged[pick], np.rint(model.prepare(whole[pick]) * 255.0).astype(np.uint8))
     assert prepared(model, "x_test", FLAGGED_ONES) is prepared(model, "x_test")  # test images are never flagged
