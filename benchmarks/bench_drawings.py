@@ -21,7 +21,7 @@ in one run.
 
 The UCI digits: ``sklearn.datasets.load_digits``, 1,797 digits by 43 writers, 8x8 pixels of
 0-16 (ink counted in 4x4 blocks of a 32x32 bitmap). Each, scaled to [0, 1], goes through
-``mlp_core.preprocess_digit`` (which enlarges it to the 20-px box with linear interpolation
+``mlp_core.preprocess_digit`` (which enlarges it to the 20-px box with Lanczos interpolation
 and centres it, as a drawing) and ``model.predict``, as ``mlp_core predict`` reads a file.
 
 Targets (issue #14): canvas set >= 97 % and MNIST >= 98 % for the dashboard's model; 30-s

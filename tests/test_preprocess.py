@@ -187,7 +187,7 @@ def test_aspect_ratio_is_preserved():
 
 
 def test_tiny_drawing_is_enlarged_smoothly():
-    # A 5-px-tall '7' is enlarged (linear interpolation) to a 20-px-tall digit with
+    # A 5-px-tall '7' is enlarged (Lanczos interpolation) to a 20-px-tall digit with
     # grey transitions, not blown-up blocks.
     seven = np.zeros((12, 12))
     seven[3, 4:8] = 1.0
@@ -195,6 +195,33 @@ def test_tiny_drawing_is_enlarged_smoothly():
     out = preprocess_digit(seven)
     assert max(bbox(out)) == 20
     assert ((out > 0.05) & (out < 0.95)).sum() > 20
+
+
+def test_enlarging_is_pillows_lanczos_and_shrinking_averages_areas():
+    # Independent reference: Pillow's LANCZOS resize of a float image (mode "F").
+    from PIL import Image
+
+    from mlp_core.preprocess import _resample_matrix
+
+    small = np.random.default_rng(0).random((8, 6)).astype(np.float32)
+    ours = _resample_matrix(8, 20) @ small @ _resample_matrix(6, 15).T
+    pillow = np.asarray(Image.fromarray(small, mode="F").resize((15, 20), Image.LANCZOS))
+    np.testing.assert_allclose(ours, pillow, atol=1e-5)
+    # shrinking 4 -> 2 averages pairs of pixels
+    np.testing.assert_allclose(_resample_matrix(4, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+
+
+def test_a_low_resolution_gap_stays_open():
+    # Two strokes one pixel apart in a low-resolution picture (the two sides of a 4, a 9's
+    # small loop), enlarged 2.5x: Lanczos keeps the dark gap between them (linear
+    # interpolation filled it to 0.19 of the ink); nothing below 0 is left.
+    two = np.zeros((12, 12))
+    two[2:10, 4] = two[2:10, 6] = 1.0
+    out = preprocess_digit(two)
+    row = out[14]
+    assert out.min() >= 0.0 and row.max() > 0.9
+    ink = np.flatnonzero(row > 0.5)
+    assert row[ink[0]:ink[-1]].min() < 0.1
 
 
 def test_longest_side_matches_mnist(digits):
